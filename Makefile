@@ -1,0 +1,43 @@
+# One command to run monitor, one to test it. Each creates .venv and installs into it first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest bench postgres clean
+
+run: $(STAMP)  ## set up, create the database and run the service (SQLite, mail to var/outbox/)
+	$(BIN)/monitor init
+	$(BIN)/monitor run
+
+test: $(STAMP) postgres lint typecheck pytest  ## set up, then ruff, mypy and the whole test suite
+
+lint: $(STAMP)
+	$(BIN)/ruff check monitor tests benchmarks
+	$(BIN)/ruff format --check monitor tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)  ## print throughput figures
+	$(BIN)/python -m benchmarks
+
+# The test suite runs against the PostgreSQL on 127.0.0.1:5432; start it when it is down.
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
+	  command -v pg_ctlcluster >/dev/null && \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start && \
+	  for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; } || \
+	  echo "PostgreSQL is not running on 127.0.0.1:5432 and could not be started"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache

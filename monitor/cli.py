@@ -1,0 +1,401 @@
+"""The ``monitor`` command: parse arguments, call an operation, print the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from monitor.db import describe_engine, head_revision
+from monitor.delivery.dispatch import preview_digests
+from monitor.delivery.render import build_environment
+from monitor.delivery.subscriptions import check_email
+from monitor.errors import ConfigError, MonitorError, NotFoundError
+from monitor.ingest.refresh import RefreshResult, RefreshStatus
+from monitor.ingest.store import list_articles
+from monitor.models import utcnow
+from monitor.operations import open_database, poll_feeds, send_digests, sync_config
+from monitor.settings import Settings, load_settings, parse_duration
+from monitor.sources.feeds import add_feed, import_feeds, list_feeds
+from monitor.sources.opml import OpmlFeed, read_opml, write_opml
+from monitor.topics.catalog import get_topic, list_topics
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    help="monitor: poll news feeds, tag articles against watched topics, e-mail digests.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+feeds_app = typer.Typer(help="List, add, import and export feeds.", no_args_is_help=True)
+topics_app = typer.Typer(
+    help="Inspect watched topics (defined in config/topics.yaml).", no_args_is_help=True
+)
+articles_app = typer.Typer(help="Browse stored articles.", no_args_is_help=True)
+digest_app = typer.Typer(help="Send topic digests.", no_args_is_help=True)
+app.add_typer(feeds_app, name="feeds")
+app.add_typer(topics_app, name="topics")
+app.add_typer(articles_app, name="articles")
+app.add_typer(digest_app, name="digest")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def user_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Print a MonitorError as one line and exit 1, instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except MonitorError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            raise typer.Exit(1) from None
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            err_console.print(f"[bold red]error:[/] database: {reason}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="monitor.toml, or the directory holding it "
+            "[default: $MONITOR_CONFIG or config/monitor.toml]",
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    """Load the configuration every command shares."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        ctx.obj = load_settings(config)
+    except ConfigError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _prepare(ctx: typer.Context) -> Engine:
+    """Open the database (migrating it) and bring it in line with config/."""
+    settings = _settings(ctx)
+    engine = open_database(settings)
+    sync_config(engine, settings, now=utcnow())
+    return engine
+
+
+@app.command()
+@user_errors
+def init(ctx: typer.Context) -> None:
+    """Create or migrate the database and load feeds, topics and subscriptions from config/."""
+    settings = _settings(ctx)
+    engine = open_database(settings)
+    synced = sync_config(engine, settings, now=utcnow())
+    console.print(f"database  {describe_engine(engine)} at revision {head_revision()}")
+    console.print(
+        f"feeds     {len(synced.feeds.added)} added, {len(synced.feeds.existing)} already there"
+    )
+    for rejected in synced.feeds.rejected:
+        err_console.print(f"[yellow]skipped feed:[/] {rejected}", highlight=False)
+    topics = synced.topics
+    console.print(
+        f"topics    {len(topics.added)} added, {len(topics.updated)} updated, "
+        f"{len(topics.unchanged)} unchanged"
+    )
+    subs = synced.subscriptions
+    console.print(
+        f"subscriptions  {subs.subscribers_added} new subscribers, "
+        f"{subs.subscriptions_added} added, {subs.subscriptions_removed} removed"
+    )
+    transport = (
+        "smtp " + settings.mail.smtp_host
+        if settings.mail.uses_smtp()
+        else (f"files in {settings.mail.outbox_dir}/")
+    )
+    console.print(f"mail      {transport}")
+
+
+@app.command()
+@user_errors
+def run(ctx: typer.Context) -> None:
+    """Run the service: poll due feeds and send due digests until SIGINT or SIGTERM."""
+    from monitor.service import run_service
+
+    logging.getLogger().setLevel(logging.INFO)
+    settings = _settings(ctx)
+    engine = _prepare(ctx)
+    # SIGINT is handled inside the service; this catches one that lands before it starts.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_service(engine, settings))
+
+
+@app.command()
+@user_errors
+def poll(
+    ctx: typer.Context,
+    feed: Annotated[
+        list[str] | None, typer.Option("--feed", help="Only this feed URL (repeatable).")
+    ] = None,
+) -> None:
+    """Refresh every active feed now (or only --feed), store and tag new articles."""
+    settings = _settings(ctx)
+    engine = _prepare(ctx)
+    columns = (TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task("poll", total=None)
+        results = asyncio.run(
+            poll_feeds(
+                engine,
+                settings,
+                urls=feed,
+                on_start=lambda total: progress.update(task, total=total),
+                on_done=lambda _result: progress.advance(task),
+            )
+        )
+    _print_poll_summary(results)
+
+
+def _print_poll_summary(results: list[RefreshResult]) -> None:
+    counts = Counter(result.status for result in results)
+    table = Table(title="poll", show_header=True)
+    for column in ("feeds", "ok", "not modified", "failed", "new articles", "matches"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(len(results)),
+        str(counts[RefreshStatus.UPDATED]),
+        str(counts[RefreshStatus.NOT_MODIFIED] + counts[RefreshStatus.UNCHANGED]),
+        str(counts[RefreshStatus.FAILED]),
+        str(sum(r.new_articles for r in results)),
+        str(sum(r.matches for r in results)),
+    )
+    console.print(table)
+    for result in results:
+        if result.status is RefreshStatus.FAILED:
+            err_console.print(f"[red]failed[/] {result.feed_url}: {result.error}", highlight=False)
+        elif result.warning:
+            err_console.print(
+                f"[yellow]malformed[/] {result.feed_url}: {result.warning}", highlight=False
+            )
+
+
+@feeds_app.command("list")
+@user_errors
+def feeds_list(ctx: typer.Context) -> None:
+    """List feeds with their state and last error."""
+    engine = _prepare(ctx)
+    with Session(engine) as session:
+        feeds = list_feeds(session)
+    table = Table(show_header=True)
+    for column in ("url", "title", "state", "errors", "last success", "last error"):
+        table.add_column(column, overflow="fold")
+    for feed in feeds:
+        table.add_row(
+            feed.url,
+            feed.title,
+            str(feed.state),
+            str(feed.error_count),
+            _when(feed.last_success_at),
+            feed.last_error or "",
+        )
+    console.print(table)
+    console.print(f"{len(feeds)} feeds")
+
+
+@feeds_app.command("add")
+@user_errors
+def feeds_add(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(help="The feed's URL (RSS, Atom or RDF).")],
+    title: Annotated[str, typer.Option(help="A title until the feed gives its own.")] = "",
+) -> None:
+    """Add a feed; it is polled on the next tick (or by `monitor poll`)."""
+    settings = _settings(ctx)
+    engine = _prepare(ctx)
+    with Session(engine) as session, session.begin():
+        _, created = add_feed(
+            session, url=url, title=title, interval=settings.schedule.poll_interval, now=utcnow()
+        )
+    console.print(f"{'added' if created else 'already there'}: {url.strip()}", highlight=False)
+
+
+@feeds_app.command("import-opml")
+@user_errors
+def feeds_import_opml(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="An OPML file, as exported by most feed readers.")],
+) -> None:
+    """Add every feed listed in an OPML file."""
+    settings = _settings(ctx)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    outlines = read_opml(data, source=str(path))
+    engine = _prepare(ctx)
+    with Session(engine) as session, session.begin():
+        result = import_feeds(
+            session, outlines, interval=settings.schedule.poll_interval, now=utcnow()
+        )
+    console.print(f"{len(result.added)} added, {len(result.existing)} already there")
+    for rejected in result.rejected:
+        err_console.print(f"[yellow]skipped:[/] {rejected}", highlight=False)
+
+
+@feeds_app.command("export-opml")
+@user_errors
+def feeds_export_opml(
+    ctx: typer.Context,
+    path: Annotated[
+        Path | None, typer.Argument(help="Write here instead of standard output.")
+    ] = None,
+) -> None:
+    """Write every feed as OPML."""
+    engine = _prepare(ctx)
+    with Session(engine) as session:
+        outlines = [OpmlFeed(f.url, f.title, f.site_url, f.category) for f in list_feeds(session)]
+    document = write_opml(outlines)
+    if path is None:
+        sys.stdout.buffer.write(document)
+        return
+    path.write_bytes(document)
+    console.print(f"{len(outlines)} feeds written to {path}")
+
+
+@topics_app.command("list")
+@user_errors
+def topics_list(ctx: typer.Context) -> None:
+    """List topics and their keywords."""
+    engine = _prepare(ctx)
+    with Session(engine) as session:
+        topics = list_topics(session)
+    table = Table(show_header=True)
+    for column in ("slug", "name", "enabled", "version", "keywords"):
+        table.add_column(column, overflow="fold")
+    for topic in topics:
+        table.add_row(
+            topic.slug,
+            topic.name,
+            "yes" if topic.enabled else "no",
+            str(topic.version),
+            ", ".join(topic.keywords),
+        )
+    console.print(table)
+
+
+@articles_app.command("list")
+@user_errors
+def articles_list(
+    ctx: typer.Context,
+    topic: Annotated[
+        str | None, typer.Option(help="Only articles matching this topic slug.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only articles first seen this recently, as 1d or 6h.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 50,
+) -> None:
+    """List the newest stored articles."""
+    cutoff = utcnow() - parse_duration(since) if since else None
+    engine = _prepare(ctx)
+    with Session(engine) as session:
+        topic_id = None
+        if topic is not None:
+            found = get_topic(session, topic)
+            if found is None:
+                raise NotFoundError(f"no topic {topic!r} (see `monitor topics list`)")
+            topic_id = found.id
+        rows = list_articles(session, since=cutoff, topic_id=topic_id, limit=limit)
+    table = Table(show_header=True)
+    for column in ("first seen", "topics", "title", "url"):
+        table.add_column(column, overflow="fold")
+    for article, slugs in rows:
+        table.add_row(_when(article.first_seen_at), ", ".join(slugs), article.title, article.url)
+    console.print(table)
+    console.print(f"{len(rows)} articles")
+
+
+@digest_app.command("send")
+@user_errors
+def digest_send(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be sent; send and record nothing.")
+    ] = False,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Only the subscriber with this address.")
+    ] = None,
+) -> None:
+    """Send each subscriber a digest now of the matches they have not received yet."""
+    settings = _settings(ctx)
+    email = check_email(to) if to else None
+    engine = _prepare(ctx)
+    if dry_run:
+        env = build_environment(settings.config_file(settings.files.templates))
+        previews = preview_digests(engine, settings, env, now=utcnow(), email=email)
+        for preview in previews:
+            console.print(
+                f"would send to {preview.email}: {preview.rendered.subject}", highlight=False
+            )
+        if not previews:
+            console.print("nothing new to send")
+        return
+    report = asyncio.run(send_digests(engine, settings, scheduled=False, email=email))
+    via = (
+        f"SMTP {settings.mail.smtp_host}"
+        if settings.mail.uses_smtp()
+        else str(settings.mail.outbox_dir)
+    )
+    for address in report.sent:
+        console.print(f"sent to {address} via {via}", highlight=False)
+    for line in report.retrying:
+        err_console.print(f"[yellow]will retry[/] {line}", highlight=False)
+    for line in report.failed:
+        err_console.print(f"[red]failed[/] {line}", highlight=False)
+    if not (report.sent or report.retrying or report.failed):
+        console.print("nothing new to send")
+    if report.failed or report.retrying:
+        raise typer.Exit(1)
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="monitor")

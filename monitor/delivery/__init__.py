@@ -1,0 +1,1 @@
+"""Getting matched articles to people: subscriptions, digests, rendering and mail."""

@@ -1,0 +1,238 @@
+"""Digests: plan a delivery and its articles in the outbox, and gather what the e-mail shows."""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from monitor.db import dialect_insert
+from monitor.delivery.subscriptions import DueGroup
+from monitor.models import (
+    Article,
+    Delivery,
+    DeliveryItem,
+    DeliveryStatus,
+    Feed,
+    Match,
+    Subscriber,
+    Topic,
+)
+
+
+def new_message_id(domain: str) -> str:
+    """A Message-ID fixed when the delivery is planned, so a resend carries the same one."""
+    return f"<digest.{secrets.token_hex(12)}@{domain or 'monitor.localhost'}>"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDelivery:
+    """A delivery written to the outbox, with how many articles it holds (0: nothing to send)."""
+
+    delivery_id: int
+    subscriber_id: int
+    items: int
+
+
+def candidate_items(session: Session, group: DueGroup) -> list[tuple[int, int]]:
+    """(article, topic) pairs matched for the group and not yet given to this subscriber.
+
+    Each article appears once, under the topic it matched best.
+    """
+    delivered = select(DeliveryItem.article_id).where(
+        DeliveryItem.subscriber_id == group.subscriber_id
+    )
+    rows = session.exec(
+        select(Match.article_id, Match.topic_id, Match.score, Topic.slug)
+        .join(Article, col(Article.id) == Match.article_id)
+        .join(Topic, col(Topic.id) == Match.topic_id)
+        .where(
+            col(Match.topic_id).in_(group.topic_ids),
+            col(Article.first_seen_at) >= group.since,
+            col(Match.article_id).not_in(delivered),
+        )
+        .order_by(col(Match.article_id), col(Match.score).desc(), col(Topic.slug))
+    ).all()
+    best: dict[int, int] = {}
+    for article_id, topic_id, _score, _slug in rows:
+        best.setdefault(article_id, topic_id)
+    return sorted(best.items())
+
+
+def plan_delivery(
+    session: Session, group: DueGroup, *, message_domain: str, now: datetime
+) -> PlannedDelivery | None:
+    """Write the delivery and its items in the caller's transaction, before anything is sent.
+
+    Returns None when this subscriber's period was already planned (by this or another process).
+    A period with nothing new is recorded as empty, so it is not considered again.
+    """
+    inserted = session.execute(
+        dialect_insert(session, Delivery)
+        .values(
+            subscriber_id=group.subscriber_id,
+            period_key=group.period_key,
+            status=DeliveryStatus.PENDING,
+            message_id=new_message_id(message_domain),
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["subscriber_id", "period_key"])
+        .returning(col(Delivery.id))
+    ).scalar()
+    if inserted is None:
+        return None
+    pairs = candidate_items(session, group)
+    count = 0
+    if pairs:
+        rows = [
+            {
+                "delivery_id": inserted,
+                "subscriber_id": group.subscriber_id,
+                "article_id": article_id,
+                "topic_id": topic_id,
+            }
+            for article_id, topic_id in pairs
+        ]
+        count = len(
+            session.execute(
+                dialect_insert(session, DeliveryItem)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["subscriber_id", "article_id"])
+                .returning(col(DeliveryItem.id))
+            ).all()
+        )
+    if count == 0:
+        session.execute(
+            update(Delivery).where(col(Delivery.id) == inserted).values(status=DeliveryStatus.EMPTY)
+        )
+    return PlannedDelivery(inserted, group.subscriber_id, count)
+
+
+def due_delivery_ids(
+    session: Session, *, now: datetime, subscriber_id: int | None = None
+) -> list[int]:
+    """Pending deliveries whose next attempt time has come, oldest first."""
+    statement = select(Delivery.id).where(
+        Delivery.status == DeliveryStatus.PENDING, col(Delivery.next_attempt_at) <= now
+    )
+    if subscriber_id is not None:
+        statement = statement.where(Delivery.subscriber_id == subscriber_id)
+    return [i for i in session.exec(statement.order_by(col(Delivery.id))).all() if i is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestArticle:
+    """One article as a digest shows it."""
+
+    title: str
+    url: str
+    outlet: str
+    published_at: datetime | None
+    first_seen_at: datetime
+    excerpt: str
+    terms: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class DigestSection:
+    """The articles of one topic, newest first; ``more`` counts those left out for length."""
+
+    slug: str
+    name: str
+    articles: list[DigestArticle] = field(default_factory=list)
+    more: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """Everything a digest e-mail says, independent of how it is rendered."""
+
+    delivery_id: int
+    message_id: str
+    email: str
+    name: str
+    timezone: str
+    created_at: datetime
+    sections: list[DigestSection]
+
+    @property
+    def total(self) -> int:
+        """How many articles the digest covers, shown or not."""
+        return sum(len(s.articles) + s.more for s in self.sections)
+
+
+def excerpt(text: str, limit: int) -> str:
+    """The start of ``text`` cut at a word boundary near ``limit`` characters."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit].rsplit(" ", 1)[0]
+    return cut.rstrip(",.;:-") + " …"
+
+
+def load_digest(
+    session: Session, delivery_id: int, *, max_articles: int, excerpt_chars: int
+) -> Digest:
+    """Gather a planned delivery's articles, grouped by topic, newest first."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise LookupError(f"delivery {delivery_id} does not exist")
+    subscriber = session.get(Subscriber, delivery.subscriber_id)
+    if subscriber is None:
+        raise LookupError(f"subscriber {delivery.subscriber_id} does not exist")
+    rows = session.exec(
+        select(Article, Topic, Feed, Match)
+        .join(DeliveryItem, col(DeliveryItem.article_id) == Article.id)
+        .join(Topic, col(Topic.id) == DeliveryItem.topic_id)
+        .join(Feed, col(Feed.id) == Article.feed_id)
+        .join(
+            Match,
+            (col(Match.article_id) == DeliveryItem.article_id)
+            & (col(Match.topic_id) == DeliveryItem.topic_id),
+        )
+        .where(DeliveryItem.delivery_id == delivery_id)
+        .order_by(col(Topic.name), col(Article.first_seen_at).desc(), col(Article.id).desc())
+    ).all()
+    sections: dict[int, DigestSection] = {}
+    shown = 0
+    per_topic: dict[int, list[tuple[Article, Feed, Match]]] = defaultdict(list)
+    for article, topic, feed, match in rows:
+        sections.setdefault(topic.id or 0, DigestSection(topic.slug, topic.name))
+        per_topic[topic.id or 0].append((article, feed, match))
+    for topic_id, section in sections.items():
+        for article, feed, match in per_topic[topic_id]:
+            if shown >= max_articles:
+                section.more += 1
+                continue
+            section.articles.append(_digest_article(article, feed, match, excerpt_chars))
+            shown += 1
+    return Digest(
+        delivery_id=delivery_id,
+        message_id=delivery.message_id,
+        email=subscriber.email,
+        name=subscriber.name,
+        timezone=subscriber.timezone,
+        created_at=delivery.created_at,
+        sections=list(sections.values()),
+    )
+
+
+def _digest_article(
+    article: Article, feed: Feed, match: Match, excerpt_chars: int
+) -> DigestArticle:
+    return DigestArticle(
+        title=article.title or "(untitled)",
+        url=article.url,
+        outlet=feed.title or urlsplit(feed.url).hostname or feed.url,
+        published_at=article.published_at,
+        first_seen_at=article.first_seen_at,
+        excerpt=excerpt(article.summary or article.content, excerpt_chars),
+        terms=tuple(match.terms),
+    )

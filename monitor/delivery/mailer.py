@@ -1,0 +1,134 @@
+"""Mail transports (SMTP, or ``.eml`` files) and sending what the outbox holds."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import ssl
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+
+from monitor.errors import PermanentDeliveryError, TemporaryDeliveryError
+from monitor.settings import MailSettings
+
+log = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    """Something that can hand a message on; raises a DeliveryError subclass when it cannot."""
+
+    name: str
+
+    async def send(self, message: EmailMessage) -> None:
+        """Hand ``message`` on, or raise TemporaryDeliveryError / PermanentDeliveryError."""
+
+
+class FileTransport:
+    """Write each message as an ``.eml`` file: for a machine with no SMTP server."""
+
+    name = "files"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path_for(self, message: EmailMessage) -> Path:
+        """Where ``message`` goes; named by Message-ID, so sending it again overwrites it."""
+        stem = (
+            re.sub(r"[^A-Za-z0-9._-]+", "_", str(message["Message-ID"]).strip("<> ")) or "message"
+        )
+        return self.directory / f"{stem}.eml"
+
+    async def send(self, message: EmailMessage) -> None:
+        """Write the message atomically: a reader never sees half a file."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            target = self.path_for(message)
+            with tempfile.NamedTemporaryFile("wb", dir=self.directory, delete=False) as handle:
+                handle.write(message.as_bytes())
+            os.replace(handle.name, target)
+        except OSError as exc:
+            raise TemporaryDeliveryError(f"mail: cannot write to {self.directory}: {exc}") from None
+
+
+class SmtpTransport:
+    """Send through one SMTP connection, opened on the first message and reused after."""
+
+    name = "smtp"
+
+    def __init__(self, settings: MailSettings) -> None:
+        self.settings = settings
+        self._client: aiosmtplib.SMTP | None = None
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=s.smtp_host or "localhost",
+            port=s.smtp_port,
+            timeout=s.smtp_timeout.total_seconds(),
+            use_tls=s.smtp_security == "tls",
+            start_tls=s.smtp_security == "starttls",
+            tls_context=ssl.create_default_context() if s.smtp_security != "none" else None,
+        )
+        await client.connect()
+        if s.smtp_username:
+            await client.login(s.smtp_username, s.smtp_password)
+        return client
+
+    async def send(self, message: EmailMessage) -> None:
+        """Send ``message``; 4xx answers and network trouble are temporary, 5xx permanent."""
+        where = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
+        try:
+            if self._client is None or not self._client.is_connected:
+                self._client = await self._connect()
+            await self._client.send_message(message)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refusals = exc.recipients
+            reason = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in refusals)
+            error = _by_code(min(r.code for r in refusals), f"mail: {where} refused {reason}")
+            raise error from None
+        except aiosmtplib.SMTPResponseException as exc:
+            await self.close()
+            raise _by_code(exc.code, f"mail: {where} answered {exc.code} {exc.message}") from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            await self.close()
+            raise TemporaryDeliveryError(f"mail: {where}: {exc or type(exc).__name__}") from None
+
+    async def close(self) -> None:
+        """Say QUIT if we can; a dead connection is simply dropped."""
+        client, self._client = self._client, None
+        if client is not None and client.is_connected:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
+
+
+def _by_code(code: int, message: str) -> TemporaryDeliveryError | PermanentDeliveryError:
+    return PermanentDeliveryError(message) if code >= 500 else TemporaryDeliveryError(message)
+
+
+@asynccontextmanager
+async def open_transport(settings: MailSettings) -> AsyncIterator[Transport]:
+    """The configured transport, closed after the batch."""
+    if not settings.uses_smtp():
+        yield FileTransport(settings.outbox_dir)
+        return
+    transport = SmtpTransport(settings)
+    try:
+        yield transport
+    finally:
+        await transport.close()
+
+
+def retry_at(now: datetime, attempts: int, settings: MailSettings) -> datetime:
+    """When to try a temporarily failed delivery again: doubling delays, capped."""
+    delay: timedelta = settings.retry_backoff * (2 ** min(max(attempts - 1, 0), 16))
+    return now + min(delay, settings.max_retry_backoff)

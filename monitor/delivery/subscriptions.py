@@ -1,0 +1,224 @@
+"""Subscribers and their subscriptions: ``subscriptions.yaml``, syncing it, and who is due."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from sqlmodel import Session, col, select
+
+from monitor.configfile import read_yaml_config
+from monitor.errors import UsageError
+from monitor.models import Subscriber, Subscription, Topic
+
+_EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+$")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def check_email(address: str) -> str:
+    """``address`` trimmed and lower-cased, if it is a plain e-mail address."""
+    address = address.strip()
+    if not _EMAIL.match(address):
+        raise UsageError(f"not an e-mail address: {address!r}")
+    local, domain = address.rsplit("@", 1)
+    return f"{local}@{domain.lower()}"
+
+
+def check_timezone(name: str) -> str:
+    """``name`` if it is an IANA time zone, such as Europe/Berlin."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(
+            f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)"
+        ) from None
+    return name
+
+
+def check_send_time(value: str) -> str:
+    """``value`` if it is a 24-hour local time HH:MM."""
+    if not _HHMM.match(value.strip()):
+        raise UsageError(f"not a time of day: {value!r} (use HH:MM, as 08:00)")
+    return value.strip()
+
+
+def _as_value_error(check: Any, value: str) -> str:
+    try:
+        return str(check(value))
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class SubscriberSpec(BaseModel):
+    """One subscriber in ``subscriptions.yaml`` and the topics they get daily."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str
+    name: str = ""
+    timezone: str = "UTC"
+    daily: str = "08:00"
+    topics: list[str] = Field(min_length=1)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return _as_value_error(check_email, value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return _as_value_error(check_timezone, value)
+
+    @field_validator("daily")
+    @classmethod
+    def _daily(cls, value: str) -> str:
+        return _as_value_error(check_send_time, value)
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        known = (info.context or {}).get("topics")
+        if known is not None:
+            for slug in value:
+                if slug not in known:
+                    raise ValueError(f"unknown topic {slug!r} (known: {', '.join(sorted(known))})")
+        return list(dict.fromkeys(value))
+
+
+class SubscriptionsFile(BaseModel):
+    """The whole of ``subscriptions.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subscribers: list[SubscriberSpec] = Field(default_factory=list)
+
+
+def read_subscriptions_file(path: Path, *, topics: set[str]) -> list[SubscriberSpec]:
+    """The subscribers defined in ``path``, checked against the known topic slugs."""
+    if not path.exists():
+        return []
+    return read_yaml_config(path, SubscriptionsFile, context={"topics": topics}).subscribers
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionSync:
+    """What syncing a subscriptions file changed."""
+
+    subscribers_added: int
+    subscriptions_added: int
+    subscriptions_removed: int
+
+
+def sync_subscriptions(
+    session: Session, specs: list[SubscriberSpec], *, now: datetime
+) -> SubscriptionSync:
+    """Make each listed subscriber's subscriptions exactly those of the file; others untouched."""
+    topic_ids = {topic.slug: topic.id for topic in session.exec(select(Topic))}
+    subscribers_added = added = removed = 0
+    for spec in specs:
+        subscriber = session.exec(select(Subscriber).where(Subscriber.email == spec.email)).first()
+        if subscriber is None:
+            subscriber = Subscriber(email=spec.email, created_at=now)
+            subscribers_added += 1
+        subscriber.name, subscriber.timezone = spec.name, spec.timezone
+        session.add(subscriber)
+        session.flush()
+        current = {
+            sub.topic_id: sub
+            for sub in session.exec(
+                select(Subscription).where(Subscription.subscriber_id == subscriber.id)
+            )
+        }
+        wanted = {topic_ids[slug] or 0 for slug in spec.topics if slug in topic_ids}
+        for topic_id, sub in current.items():
+            if topic_id not in wanted:
+                session.delete(sub)
+                removed += 1
+            elif sub.send_time != spec.daily or sub.frequency != "daily":
+                sub.frequency, sub.send_time = "daily", spec.daily
+                session.add(sub)
+        for topic_id in wanted - current.keys():
+            session.add(
+                Subscription(
+                    subscriber_id=subscriber.id or 0,
+                    topic_id=topic_id or 0,
+                    frequency="daily",
+                    send_time=spec.daily,
+                    created_at=now,
+                )
+            )
+            added += 1
+    session.flush()
+    return SubscriptionSync(subscribers_added, added, removed)
+
+
+@dataclass(frozen=True, slots=True)
+class DueGroup:
+    """Subscriptions of one subscriber that share a period, and so one e-mail."""
+
+    subscriber_id: int
+    period_key: str
+    topic_ids: tuple[int, ...]
+    since: datetime
+
+
+def due_daily_groups(session: Session, *, now: datetime, lookback: timedelta) -> list[DueGroup]:
+    """Subscriptions whose local send time has passed today and whose period is not planned."""
+    rows = session.exec(
+        select(Subscription, Subscriber)
+        .join(Subscriber, col(Subscriber.id) == Subscription.subscriber_id)
+        .where(Subscription.frequency == "daily")
+    ).all()
+    groups: dict[tuple[int, str], list[Subscription]] = defaultdict(list)
+    for subscription, subscriber in rows:
+        zone = ZoneInfo(subscriber.timezone)
+        local_day = now.astimezone(zone).date()
+        due_at = datetime.combine(local_day, time.fromisoformat(subscription.send_time), zone)
+        # The first period is the first send time after subscribing, not one already past.
+        if now >= due_at >= subscription.created_at:
+            key = f"daily:{local_day.isoformat()}@{subscription.send_time}"
+            groups[(subscriber.id or 0, key)].append(subscription)
+    return [
+        DueGroup(
+            subscriber_id=subscriber_id,
+            period_key=key,
+            topic_ids=tuple(sorted(sub.topic_id for sub in subs)),
+            since=min(sub.created_at for sub in subs) - lookback,
+        )
+        for (subscriber_id, key), subs in sorted(groups.items())
+    ]
+
+
+def all_subscription_groups(
+    session: Session, *, period_key: str, lookback: timedelta, email: str | None = None
+) -> list[DueGroup]:
+    """Every subscriber's subscriptions as one group each, for a digest sent on demand."""
+    statement = select(Subscription, Subscriber).join(
+        Subscriber, col(Subscriber.id) == Subscription.subscriber_id
+    )
+    if email is not None:
+        statement = statement.where(Subscriber.email == email)
+    groups: dict[int, list[Subscription]] = defaultdict(list)
+    for subscription, subscriber in session.exec(statement):
+        groups[subscriber.id or 0].append(subscription)
+    return [
+        DueGroup(
+            subscriber_id=subscriber_id,
+            period_key=period_key,
+            topic_ids=tuple(sorted(sub.topic_id for sub in subs)),
+            since=min(sub.created_at for sub in subs) - lookback,
+        )
+        for subscriber_id, subs in sorted(groups.items())
+    ]
+
+
+def get_subscriber(session: Session, email: str) -> Subscriber | None:
+    """The subscriber with this address, if any."""
+    return session.exec(select(Subscriber).where(Subscriber.email == email)).first()

@@ -1,0 +1,1 @@
+"""Turning parsed entries into stored, deduplicated, tagged articles."""

@@ -1,0 +1,99 @@
+"""Canonical URLs and the keys that decide whether two items are the same article."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+from monitor.sources.parse import ParsedEntry
+
+# Query parameters that identify a campaign or a click, never the article.
+TRACKING_PARAMETERS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "msclkid",
+        "mc_cid",
+        "mc_eid",
+        "ocid",
+        "cmpid",
+        "cmp",
+        "_ga",
+        "igshid",
+        "yclid",
+        "ref_src",
+        "smid",
+        "smtyp",
+        "at_medium",
+        "at_campaign",
+        "ito",
+        "mbid",
+    }
+)
+_TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_SAFE_PATH = "/:@!$&'()*+,;=-._~%"
+_WORDS = re.compile(r"\w+")
+
+
+def canonical_url(url: str) -> str | None:
+    """A normalised form of ``url`` (case, port, fragment, tracking and order of the query).
+
+    Returns None when ``url`` is not an absolute http(s) URL.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    path = quote(unquote(parts.path), safe=_SAFE_PATH) or "/"
+    query = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if not _is_tracking(key)
+    ]
+    return urlunsplit((scheme, netloc, path, urlencode(sorted(query)), ""))
+
+
+def _is_tracking(key: str) -> bool:
+    lowered = key.lower()
+    return lowered in TRACKING_PARAMETERS or lowered.startswith(_TRACKING_PREFIXES)
+
+
+def fingerprint(*texts: str) -> str:
+    """SHA-256 of the words of ``texts``, ignoring case, accents, spacing and punctuation."""
+    folded = unicodedata.normalize("NFKD", " ".join(texts).casefold())
+    words = _WORDS.findall("".join(ch for ch in folded if not unicodedata.combining(ch)))
+    return hashlib.sha256(" ".join(words).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleKey:
+    """How an entry is identified: the hash of its key, and its canonical URL when it has one."""
+
+    key_hash: str
+    canonical_url: str | None
+    content_hash: str
+
+
+def article_key(entry: ParsedEntry, *, feed_id: int) -> ArticleKey:
+    """Key an entry by canonical URL, else by GUID within its feed, else by its content."""
+    content_hash = fingerprint(entry.title, entry.content or entry.summary)
+    canonical = canonical_url(entry.link) if entry.link else None
+    if canonical:
+        key = f"url:{canonical}"
+    elif entry.guid:
+        # Without a link a GUID is all we have; many feeds number items 1, 2, 3, so scope it.
+        key = f"guid:{feed_id}:{entry.guid}"
+    else:
+        key = f"content:{content_hash}"
+    return ArticleKey(hashlib.sha256(key.encode()).hexdigest(), canonical, content_hash)

@@ -1,0 +1,1 @@
+"""Alembic migrations; run through ``monitor.db.upgrade_database`` (``monitor init``)."""

@@ -1,0 +1,189 @@
+"""Tables. All times are stored in UTC; time zones appear only at the edges (digests, CLI)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column, Dialect, Index, String, Text, UniqueConstraint
+from sqlalchemy.types import DateTime, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend (SQLite keeps no zone, so we store naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Refuse naive datetimes; hand the database UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: monitor stores aware UTC times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Give back an aware UTC datetime."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class FeedState(StrEnum):
+    """Where a feed is in its life cycle."""
+
+    ACTIVE = "active"
+    ERRORING = "erroring"
+    DISABLED = "disabled"
+
+
+class DeliveryStatus(StrEnum):
+    """Where a digest is in the outbox."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    EMPTY = "empty"
+
+
+class Feed(SQLModel, table=True):
+    """A feed we poll, with what we need for polite conditional requests and health."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(sa_type=Text, unique=True)
+    title: str = Field(default="", sa_type=Text)
+    site_url: str = Field(default="", sa_type=Text)
+    category: str = Field(default="", sa_type=Text)
+    etag: str | None = Field(default=None, sa_type=Text)
+    last_modified: str | None = Field(default=None, sa_type=Text)
+    body_hash: str | None = Field(default=None, max_length=64)
+    state: FeedState = Field(default=FeedState.ACTIVE, sa_type=String(16))
+    disabled_reason: str | None = Field(default=None, sa_type=Text)
+    interval_seconds: int = 900
+    next_check_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    last_checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_success_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    error_count: int = 0
+    last_error: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Article(SQLModel, table=True):
+    """One article, however many feeds carried it; keyed by a hash of its canonical key."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_hash: str = Field(max_length=64, unique=True)
+    canonical_url: str | None = Field(default=None, sa_type=Text)
+    guid: str | None = Field(default=None, sa_type=Text)
+    url: str = Field(default="", sa_type=Text)
+    feed_id: int = Field(foreign_key="feed.id", index=True)
+    title: str = Field(default="", sa_type=Text)
+    summary: str = Field(default="", sa_type=Text)
+    content: str = Field(default="", sa_type=Text)
+    author: str = Field(default="", sa_type=Text)
+    language: str = Field(default="", max_length=35)
+    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    first_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    content_hash: str = Field(max_length=64, index=True)
+
+
+class Sighting(SQLModel, table=True):
+    """An article seen in a feed: one URL in several feeds is one article, several sightings."""
+
+    article_id: int = Field(foreign_key="article.id", primary_key=True)
+    feed_id: int = Field(foreign_key="feed.id", primary_key=True, index=True)
+    first_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Topic(SQLModel, table=True):
+    """A watched topic. ``version`` grows whenever what it matches changes."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=100, unique=True)
+    name: str = Field(sa_type=Text)
+    description: str = Field(default="", sa_type=Text)
+    keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    enabled: bool = True
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Match(SQLModel, table=True):
+    """An article matched by a topic, with the words that matched."""
+
+    article_id: int = Field(foreign_key="article.id", primary_key=True)
+    topic_id: int = Field(foreign_key="topic.id", primary_key=True, index=True)
+    topic_version: int
+    score: float
+    terms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    matched_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
+class Subscriber(SQLModel, table=True):
+    """A person who receives digests."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    name: str = Field(default="", sa_type=Text)
+    timezone: str = Field(default="UTC", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Subscription(SQLModel, table=True):
+    """A subscriber's interest in one topic, and when they want to hear about it."""
+
+    __table_args__ = (UniqueConstraint("subscriber_id", "topic_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    topic_id: int = Field(foreign_key="topic.id", index=True)
+    frequency: str = Field(default="daily", max_length=16)
+    send_time: str = Field(default="08:00", max_length=5)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Delivery(SQLModel, table=True):
+    """One digest e-mail to one subscriber for one period: the outbox row."""
+
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "period_key"),
+        Index("ix_delivery_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id")
+    period_key: str = Field(max_length=64)
+    status: DeliveryStatus = Field(default=DeliveryStatus.PENDING, sa_type=String(16))
+    message_id: str = Field(sa_type=Text)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class DeliveryItem(SQLModel, table=True):
+    """An article in a delivery; unique per subscriber so nobody gets an article twice."""
+
+    __table_args__ = (UniqueConstraint("subscriber_id", "article_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id")
+    article_id: int = Field(foreign_key="article.id")
+    topic_id: int = Field(foreign_key="topic.id")
+
+
+def table_names() -> list[str]:
+    """Names of every table monitor owns, in creation order."""
+    return [table.name for table in SQLModel.metadata.sorted_tables]

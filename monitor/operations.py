@@ -1,0 +1,167 @@
+"""What monitor does, as the CLI and the scheduler both call it: set up, poll, send digests."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from monitor.db import create_db_engine, upgrade_database
+from monitor.delivery.dispatch import (
+    SendReport,
+    plan_digests_now,
+    plan_due_digests,
+    send_due_deliveries,
+)
+from monitor.delivery.mailer import open_transport
+from monitor.delivery.render import build_environment
+from monitor.delivery.subscriptions import (
+    SubscriptionSync,
+    get_subscriber,
+    read_subscriptions_file,
+    sync_subscriptions,
+)
+from monitor.errors import ConfigError, NotFoundError
+from monitor.ingest.refresh import RefreshContext, RefreshResult, refresh_feeds
+from monitor.models import utcnow
+from monitor.settings import Settings
+from monitor.sources.feeds import (
+    FeedImport,
+    all_active_feeds,
+    feed_refs,
+    import_feeds,
+    select_due_feeds,
+)
+from monitor.sources.fetch import build_client
+from monitor.sources.opml import read_opml
+from monitor.topics.catalog import TopicSync, list_topics, read_topics_file, sync_topics
+from monitor.topics.tagging import load_matcher
+
+
+def open_database(settings: Settings) -> Engine:
+    """An engine on the configured database, migrated to the current schema."""
+    engine = create_db_engine(settings.database.url, echo=settings.database.echo)
+    upgrade_database(engine)
+    return engine
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigSync:
+    """What bringing the database in line with ``config/`` changed."""
+
+    feeds: FeedImport
+    topics: TopicSync
+    subscriptions: SubscriptionSync
+
+
+def config_paths(settings: Settings) -> list[Path]:
+    """The companion files whose changes the service picks up."""
+    files = settings.files
+    return [settings.config_file(p) for p in (files.feeds, files.topics, files.subscriptions)]
+
+
+def sync_config(engine: Engine, settings: Settings, *, now: datetime) -> ConfigSync:
+    """Read feeds, topics and subscriptions from ``config/`` and apply them in one transaction.
+
+    Every file is read and checked before anything is written, so a bad line changes nothing.
+    """
+    feeds_path = settings.config_file(settings.files.feeds)
+    opml_feeds = []
+    if feeds_path.exists():
+        try:
+            data = feeds_path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(str(feeds_path), f"cannot read: {exc}") from None
+        opml_feeds = read_opml(data, source=str(feeds_path))
+    topics = read_topics_file(settings.config_file(settings.files.topics))
+    with Session(engine) as session, session.begin():
+        known = {topic.slug for topic in list_topics(session)} | {t.slug for t in topics}
+        subscribers = read_subscriptions_file(
+            settings.config_file(settings.files.subscriptions), topics=known
+        )
+        interval = settings.schedule.poll_interval
+        feeds = import_feeds(session, opml_feeds, interval=interval, now=now)
+        topic_sync = sync_topics(session, topics, now=now)
+        subscription_sync = sync_subscriptions(session, subscribers, now=now)
+    return ConfigSync(feeds, topic_sync, subscription_sync)
+
+
+async def poll_feeds(
+    engine: Engine,
+    settings: Settings,
+    *,
+    urls: list[str] | None = None,
+    due_only: bool = False,
+    on_start: Callable[[int], None] | None = None,
+    on_done: Callable[[RefreshResult], None] | None = None,
+    rng: random.Random | None = None,
+    now: datetime | None = None,
+) -> list[RefreshResult]:
+    """Refresh the given feeds, the due ones, or every active feed, tagging what is new.
+
+    ``now`` pins the clock (for tests); otherwise each refresh reads the time itself.
+    """
+    pinned = now
+    clock: Callable[[], datetime] = utcnow if pinned is None else (lambda: pinned)
+    now = clock()
+    with Session(engine) as session:
+        if urls:
+            feeds = feed_refs(session, urls)
+            missing = {u.strip() for u in urls} - {feed.url for feed in feeds}
+            if missing:
+                raise NotFoundError(f"no such feed: {', '.join(sorted(missing))} (add it first)")
+        elif due_only:
+            feeds = select_due_feeds(session, now=now, limit=settings.schedule.feeds_per_tick)
+        else:
+            feeds = all_active_feeds(session)
+        matcher = load_matcher(session)
+    if on_start is not None:
+        on_start(len(feeds))
+    if not feeds:
+        return []
+    async with build_client(settings.fetch) as client:
+        ctx = RefreshContext(
+            engine=engine,
+            client=client,
+            matcher=matcher,
+            fetch=settings.fetch,
+            max_backoff=settings.schedule.max_backoff,
+            rng=rng or random.Random(),
+            clock=clock,
+        )
+        return await refresh_feeds(
+            feeds, ctx, concurrency=settings.fetch.concurrency, on_done=on_done
+        )
+
+
+async def send_digests(
+    engine: Engine,
+    settings: Settings,
+    *,
+    scheduled: bool,
+    email: str | None = None,
+    now: datetime | None = None,
+) -> SendReport:
+    """Plan digests (those due, or one per subscriber now) and send every pending delivery."""
+    now = now or utcnow()
+    subscriber_id = None
+    if email is not None:
+        with Session(engine) as session:
+            subscriber = get_subscriber(session, email)
+        if subscriber is None:
+            raise NotFoundError(f"no subscriber {email!r} (see config/subscriptions.yaml)")
+        subscriber_id = subscriber.id
+    if scheduled:
+        plan_due_digests(engine, settings, now=now)
+    else:
+        plan_digests_now(engine, settings, now=now, email=email)
+    env = build_environment(settings.config_file(settings.files.templates))
+    async with open_transport(settings.mail) as transport:
+        return await send_due_deliveries(
+            engine, settings, transport, env, now=now, subscriber_id=subscriber_id
+        )

@@ -1,0 +1,159 @@
+"""The long-running service: which job runs when. No business logic lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import Engine
+
+from monitor.errors import MonitorError
+from monitor.models import utcnow
+from monitor.operations import config_paths, poll_feeds, send_digests, sync_config
+from monitor.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ConfigWatcher:
+    """Notices when a companion configuration file changed since the last look."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+        self._seen = self._stamps()
+
+    def _stamps(self) -> dict[Path, float | None]:
+        return {path: path.stat().st_mtime if path.exists() else None for path in self.paths}
+
+    def changed(self) -> bool:
+        """Whether any file changed, appeared or vanished since the previous call."""
+        stamps = self._stamps()
+        changed, self._seen = stamps != self._seen, stamps
+        return changed
+
+
+class Service:
+    """Polls due feeds and sends due digests on every tick until asked to stop."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.watcher = ConfigWatcher(config_paths(settings))
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def poll_tick(self) -> None:
+        """Refresh every feed whose next check time has come."""
+        if self.watcher.changed():
+            await asyncio.to_thread(self._reload_config)
+        results = await poll_feeds(self.engine, self.settings, due_only=True)
+        if results:
+            counts = Counter(result.status.value for result in results)
+            log.info(
+                "poll tick feeds=%d %s new=%d matches=%d",
+                len(results),
+                " ".join(f"{status}={n}" for status, n in sorted(counts.items())),
+                sum(r.new_articles for r in results),
+                sum(r.matches for r in results),
+            )
+
+    async def digest_tick(self) -> None:
+        """Plan the digests that are due and send whatever the outbox holds."""
+        report = await send_digests(self.engine, self.settings, scheduled=True)
+        if report.sent or report.retrying or report.failed:
+            log.info(
+                "digest tick sent=%d retrying=%d failed=%d",
+                len(report.sent),
+                len(report.retrying),
+                len(report.failed),
+            )
+
+    def _reload_config(self) -> None:
+        try:
+            sync_config(self.engine, self.settings, now=utcnow())
+        except MonitorError as exc:
+            log.error("configuration not reloaded, keeping the previous one: %s", exc)
+        else:
+            log.info("configuration reloaded from %s", self.settings.config_dir)
+
+    def _guarded(
+        self, name: str, job: Callable[[], Awaitable[None]]
+    ) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.add(task)
+            try:
+                await job()
+            except MonitorError as exc:
+                log.error("%s failed: %s", name, exc)
+            except Exception:  # one bad tick must not stop the service
+                log.exception("%s crashed", name)
+            finally:
+                if task is not None:
+                    self._running.discard(task)
+
+        return run
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run the jobs until ``stop`` is set, then let running jobs finish (within the grace)."""
+        tick = self.settings.schedule.tick.total_seconds()
+        now = datetime.now(UTC)
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        for job_id, job, delay in (
+            ("poll", self.poll_tick, 0.0),
+            ("digests", self.digest_tick, min(5.0, tick / 2)),
+        ):
+            scheduler.add_job(
+                self._guarded(job_id, job),
+                "interval",
+                seconds=tick,
+                id=job_id,
+                next_run_time=now + timedelta(seconds=delay),
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+        scheduler.start()
+        log.info(
+            "monitor running: tick=%ss database=%s",
+            f"{tick:g}",
+            self.engine.url.render_as_string(hide_password=True),
+        )
+        try:
+            await stop.wait()
+        finally:
+            scheduler.pause()
+            await self._drain()
+            scheduler.shutdown(wait=False)
+            log.info("monitor stopped")
+
+    async def _drain(self) -> None:
+        running = set(self._running)
+        if not running:
+            return
+        grace = self.settings.schedule.shutdown_grace.total_seconds()
+        log.info("waiting up to %gs for %d running job(s)", grace, len(running))
+        _, pending = await asyncio.wait(running, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+
+
+async def run_service(engine: Engine, settings: Settings) -> None:
+    """Run the service until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await Service(engine, settings).run(stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

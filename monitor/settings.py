@@ -1,0 +1,220 @@
+"""Settings: ``config/monitor.toml``, overridden by ``MONITOR_<SECTION>_<KEY>`` variables."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from monitor.errors import ConfigError, UsageError
+
+ENV_PREFIX = "MONITOR_"
+CONFIG_ENV = "MONITOR_CONFIG"
+DEFAULT_CONFIG = Path("config/monitor.toml")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: object) -> timedelta:
+    """Read ``90``, ``"90s"``, ``"15m"``, ``"2h"``, ``"1d"`` or ``"1w"`` as a duration."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value)) if isinstance(value, str) else None
+    if match is None:
+        raise UsageError(f"not a duration: {value!r} (use a number with s, m, h, d or w, as 15m)")
+    number, unit = match.groups()
+    return timedelta(seconds=float(number) * _UNIT_SECONDS[unit or "s"])
+
+
+def _duration_field(value: object) -> timedelta:
+    try:
+        return parse_duration(value)
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration_field)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    """Where articles and state are kept."""
+
+    url: str = "sqlite:///var/monitor.db"
+    echo: bool = False
+
+
+class FetchSettings(_Section):
+    """How feeds are requested."""
+
+    user_agent: str = "monitor/0.1 (+https://github.com/monitor-news/monitor; feed poller)"
+    timeout: Duration = timedelta(seconds=30)
+    connect_timeout: Duration = timedelta(seconds=10)
+    max_bytes: int = Field(default=20_000_000, gt=0)
+    concurrency: int = Field(default=20, gt=0)
+
+
+class ScheduleSettings(_Section):
+    """How often the service looks for work and how often each feed is checked."""
+
+    tick: Duration = timedelta(seconds=60)
+    poll_interval: Duration = timedelta(minutes=15)
+    max_backoff: Duration = timedelta(hours=12)
+    feeds_per_tick: int = Field(default=500, gt=0)
+    shutdown_grace: Duration = timedelta(seconds=20)
+
+
+class MailSettings(_Section):
+    """How digests leave: an SMTP server, or ``.eml`` files when no server is configured."""
+
+    transport: Literal["auto", "smtp", "files"] = "auto"
+    from_address: str = "monitor@localhost"
+    from_name: str = "monitor"
+    outbox_dir: Path = Path("var/outbox")
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout: Duration = timedelta(seconds=30)
+    retry_backoff: Duration = timedelta(minutes=5)
+    max_retry_backoff: Duration = timedelta(hours=6)
+
+    def uses_smtp(self) -> bool:
+        """Whether mail goes to an SMTP server rather than to files."""
+        return self.transport == "smtp" or (self.transport == "auto" and bool(self.smtp_host))
+
+
+class DigestSettings(_Section):
+    """What goes into a digest."""
+
+    first_lookback: Duration = timedelta(days=1)
+    max_articles: int = Field(default=200, gt=0)
+    excerpt_chars: int = Field(default=280, gt=20)
+    subject_prefix: str = "[monitor]"
+
+
+class FilesSettings(_Section):
+    """Companion configuration files, relative to the directory of ``monitor.toml``."""
+
+    feeds: Path = Path("feeds.opml")
+    topics: Path = Path("topics.yaml")
+    subscriptions: Path = Path("subscriptions.yaml")
+    templates: Path = Path("templates")
+
+
+class Settings(BaseSettings):
+    """Every setting monitor reads; see the README's configuration reference."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+    )
+
+    database: DatabaseSettings = DatabaseSettings()
+    fetch: FetchSettings = FetchSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    mail: MailSettings = MailSettings()
+    digest: DigestSettings = DigestSettings()
+    files: FilesSettings = FilesSettings()
+    _config_dir: Path = PrivateAttr(default=Path("config"))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment variables win over the values read from the TOML file."""
+        return (env_settings, init_settings)
+
+    def config_file(self, name: Path) -> Path:
+        """Resolve a companion file name against the configuration directory."""
+        return name if name.is_absolute() else self._config_dir / name
+
+    @property
+    def config_dir(self) -> Path:
+        """The directory that holds ``monitor.toml`` and its companion files."""
+        return self._config_dir
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read settings from ``path`` (or ``$MONITOR_CONFIG``, or ``config/monitor.toml``) and env."""
+    explicit = path is not None or CONFIG_ENV in os.environ
+    config_path = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    if config_path.is_dir():
+        config_path = config_path / "monitor.toml"
+    data: dict[str, Any] = {}
+    if config_path.exists():
+        data = _read_toml(config_path)
+    elif explicit:
+        raise ConfigError(str(config_path), "configuration file not found")
+    text = config_path.read_text(encoding="utf-8") if config_path.exists() else ""
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise _config_error(exc, config_path, text) from None
+    settings._config_dir = config_path.parent
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        message = getattr(exc, "msg", str(exc))
+        raise ConfigError(str(path), f"not valid TOML: {message}", line=line) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot read: {exc}") from None
+
+
+def _config_error(exc: ValidationError, path: Path, text: str) -> ConfigError:
+    """Turn pydantic's first complaint into one line naming the variable or file, key and line."""
+    error = exc.errors()[0]
+    loc = tuple(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown setting"
+    env_name = ENV_PREFIX + "_".join(loc).upper()
+    if env_name in os.environ:
+        return ConfigError(f"environment variable {env_name}", message)
+    key = ".".join(loc)
+    return ConfigError(str(path), f"{key}: {message}", line=_toml_key_line(text, loc))
+
+
+def _toml_key_line(text: str, loc: tuple[str, ...]) -> int | None:
+    """Find the line that sets ``loc`` (``[section]`` then ``key = ...``) in TOML text."""
+    table: tuple[str, ...] = ()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        header = re.match(r"^\[([^\[\]]+)\]", line)
+        if header:
+            table = tuple(part.strip() for part in header.group(1).split("."))
+            if table == loc:
+                return number
+            continue
+        assignment = re.match(r"^([A-Za-z0-9_\-.\"']+)\s*=", line)
+        if assignment:
+            key = tuple(part.strip().strip("\"'") for part in assignment.group(1).split("."))
+            if table + key == loc[: len(table + key)] and len(table + key) >= len(loc):
+                return number
+    return None

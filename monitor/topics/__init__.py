@@ -1,0 +1,1 @@
+"""Watched topics: their definitions, the matcher, and tagging articles with them."""

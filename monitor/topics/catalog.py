@@ -1,0 +1,120 @@
+"""Topic definitions: read ``topics.yaml``, keep the topic table in step with it, list topics."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlmodel import Session, col, select
+
+from monitor.configfile import read_yaml_config
+from monitor.models import Topic
+from monitor.topics.matcher import parse_keyword
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+
+
+class TopicSpec(BaseModel):
+    """One topic as written in ``topics.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slug: str
+    name: str = Field(min_length=1)
+    description: str = ""
+    keywords: list[str] = Field(min_length=1)
+    enabled: bool = True
+
+    @field_validator("slug")
+    @classmethod
+    def _check_slug(cls, slug: str) -> str:
+        if not _SLUG.match(slug):
+            raise ValueError("use lower-case letters, digits and hyphens, as election-interference")
+        return slug
+
+    @field_validator("keywords")
+    @classmethod
+    def _check_keywords(cls, keywords: list[str]) -> list[str]:
+        return [parse_keyword(keyword).text for keyword in keywords]
+
+
+class TopicsFile(BaseModel):
+    """The whole of ``topics.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topics: list[TopicSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_slugs(self) -> TopicsFile:
+        seen: set[str] = set()
+        for spec in self.topics:
+            if spec.slug in seen:
+                raise ValueError(f"topic {spec.slug!r} is defined twice")
+            seen.add(spec.slug)
+        return self
+
+
+def read_topics_file(path: Path) -> list[TopicSpec]:
+    """The topics defined in ``path``; an absent file defines none."""
+    if not path.exists():
+        return []
+    return read_yaml_config(path, TopicsFile).topics
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSync:
+    """What syncing a topics file changed."""
+
+    added: list[str]
+    updated: list[str]
+    unchanged: list[str]
+
+
+def sync_topics(session: Session, specs: list[TopicSpec], *, now: datetime) -> TopicSync:
+    """Create or update the topics in ``specs``; a changed keyword list bumps the version.
+
+    Topics missing from ``specs`` are left alone: they may have been created elsewhere.
+    """
+    existing = {topic.slug: topic for topic in session.exec(select(Topic)).all()}
+    added, updated, unchanged = [], [], []
+    for spec in specs:
+        topic = existing.get(spec.slug)
+        if topic is None:
+            session.add(Topic(**spec.model_dump(), created_at=now, updated_at=now))
+            added.append(spec.slug)
+            continue
+        changed = _apply(topic, spec)
+        if changed:
+            if topic.keywords != spec.keywords:
+                topic.version += 1
+            topic.keywords = list(spec.keywords)
+            topic.updated_at = now
+            session.add(topic)
+            updated.append(spec.slug)
+        else:
+            unchanged.append(spec.slug)
+    session.flush()
+    return TopicSync(added, updated, unchanged)
+
+
+def _apply(topic: Topic, spec: TopicSpec) -> bool:
+    changed = topic.keywords != spec.keywords
+    for name in ("name", "description", "enabled"):
+        if getattr(topic, name) != getattr(spec, name):
+            setattr(topic, name, getattr(spec, name))
+            changed = True
+    return changed
+
+
+def list_topics(session: Session) -> list[Topic]:
+    """Every topic, by slug."""
+    return list(session.exec(select(Topic).order_by(col(Topic.slug))).all())
+
+
+def get_topic(session: Session, slug: str) -> Topic | None:
+    """The topic with ``slug``, if any."""
+    return session.exec(select(Topic).where(Topic.slug == slug)).first()

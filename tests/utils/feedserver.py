@@ -1,0 +1,110 @@
+"""A real HTTP server on 127.0.0.1 serving feed files, with ETag / Last-Modified support."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LAST_MODIFIED = "Fri, 06 Sep 2024 10:00:00 GMT"
+
+
+@dataclass
+class Route:
+    """What one path answers."""
+
+    body: bytes
+    content_type: str = "application/rss+xml; charset=utf-8"
+    status: int = 200
+    validators: bool = True  # send ETag / Last-Modified and honour conditional requests
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def etag(self) -> str:
+        return '"' + hashlib.sha256(self.body).hexdigest()[:16] + '"'
+
+
+class FeedServer:
+    """Serves ``routes``; counts hits and keeps the headers of every request."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.hits: Counter[str] = Counter()
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                server._handle(self)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def add(self, path: str, body: bytes, **kwargs: object) -> str:
+        """Serve ``body`` at ``path``; return its full URL."""
+        self.routes[path] = Route(body, **kwargs)  # type: ignore[arg-type]
+        return self.url(path)
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        path = request.path
+        with self._lock:
+            self.hits[path] += 1
+            self.requests.append((path, {k.lower(): v for k, v in request.headers.items()}))
+        route = self.routes.get(path)
+        if route is None:
+            self._reply(request, 404, b"not found", {"Content-Type": "text/plain"})
+            return
+        headers = {"Content-Type": route.content_type, **route.headers}
+        if route.validators:
+            headers["ETag"] = route.etag
+            headers["Last-Modified"] = LAST_MODIFIED
+            if request.headers.get("If-None-Match") == route.etag:
+                self._reply(request, 304, b"", {"ETag": route.etag})
+                return
+        self._reply(request, route.status, route.body, headers)
+
+    @staticmethod
+    def _reply(
+        request: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str]
+    ) -> None:
+        request.send_response(status)
+        for name, value in headers.items():
+            request.send_header(name, value)
+        if status != 304:
+            request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        if status != 304:
+            request.wfile.write(body)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@contextmanager
+def running_feed_server() -> Iterator[FeedServer]:
+    """A started FeedServer, stopped afterwards."""
+    server = FeedServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
