@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
@@ -54,8 +55,29 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(articles_app, name="articles")
 app.add_typer(digest_app, name="digest")
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output is wide, so URLs stay whole for grep and scripts.
+PIPE_WIDTH = 1000
+
+
+def _console(*, stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else PIPE_WIDTH)
+
+
+def say(text: str) -> None:
+    """Print a line of plain text (no markup: feed titles may contain brackets)."""
+    _console().print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def show(renderable: Table) -> None:
+    """Print a table."""
+    _console().print(renderable)
+
+
+def tell(label: str, style: str, text: str) -> None:
+    """Print a labelled line on standard error: ``error: ...``, ``failed URL: ...``."""
+    line = Text.assemble((label, style), " ", text)
+    _console(stderr=True).print(line, highlight=False, soft_wrap=True)
 
 
 def user_errors(command: Callable[P, R]) -> Callable[P, R]:
@@ -66,11 +88,11 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except MonitorError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            tell("error:", "bold red", str(exc))
             raise typer.Exit(1) from None
         except SQLAlchemyError as exc:
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-            err_console.print(f"[bold red]error:[/] database: {reason}", highlight=False)
+            tell("error:", "bold red", f"database: {reason}")
             raise typer.Exit(1) from None
 
     return wrapper
@@ -107,7 +129,7 @@ def root(
     try:
         ctx.obj = load_settings(config)
     except ConfigError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        tell("error:", "bold red", str(exc))
         raise typer.Exit(1) from None
 
 
@@ -126,19 +148,17 @@ def init(ctx: typer.Context) -> None:
     settings = _settings(ctx)
     engine = open_database(settings)
     synced = sync_config(engine, settings, now=utcnow())
-    console.print(f"database  {describe_engine(engine)} at revision {head_revision()}")
-    console.print(
-        f"feeds     {len(synced.feeds.added)} added, {len(synced.feeds.existing)} already there"
-    )
+    say(f"database  {describe_engine(engine)} at revision {head_revision()}")
+    say(f"feeds     {len(synced.feeds.added)} added, {len(synced.feeds.existing)} already there")
     for rejected in synced.feeds.rejected:
-        err_console.print(f"[yellow]skipped feed:[/] {rejected}", highlight=False)
+        tell("skipped feed:", "yellow", rejected)
     topics = synced.topics
-    console.print(
+    say(
         f"topics    {len(topics.added)} added, {len(topics.updated)} updated, "
         f"{len(topics.unchanged)} unchanged"
     )
     subs = synced.subscriptions
-    console.print(
+    say(
         f"subscriptions  {subs.subscribers_added} new subscribers, "
         f"{subs.subscriptions_added} added, {subs.subscriptions_removed} removed"
     )
@@ -147,7 +167,7 @@ def init(ctx: typer.Context) -> None:
         if settings.mail.uses_smtp()
         else (f"files in {settings.mail.outbox_dir}/")
     )
-    console.print(f"mail      {transport}")
+    say(f"mail      {transport}")
 
 
 @app.command()
@@ -176,7 +196,13 @@ def poll(
     settings = _settings(ctx)
     engine = _prepare(ctx)
     columns = (TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=True) as progress:
+    progress_console = _console(stderr=True)
+    with Progress(
+        *columns,
+        console=progress_console,
+        transient=True,
+        disable=not progress_console.is_terminal,
+    ) as progress:
         task = progress.add_task("poll", total=None)
         results = asyncio.run(
             poll_feeds(
@@ -203,14 +229,12 @@ def _print_poll_summary(results: list[RefreshResult]) -> None:
         str(sum(r.new_articles for r in results)),
         str(sum(r.matches for r in results)),
     )
-    console.print(table)
+    show(table)
     for result in results:
         if result.status is RefreshStatus.FAILED:
-            err_console.print(f"[red]failed[/] {result.feed_url}: {result.error}", highlight=False)
+            tell("failed", "red", f"{result.feed_url}: {result.error}")
         elif result.warning:
-            err_console.print(
-                f"[yellow]malformed[/] {result.feed_url}: {result.warning}", highlight=False
-            )
+            tell("malformed", "yellow", f"{result.feed_url}: {result.warning}")
 
 
 @feeds_app.command("list")
@@ -232,8 +256,8 @@ def feeds_list(ctx: typer.Context) -> None:
             _when(feed.last_success_at),
             feed.last_error or "",
         )
-    console.print(table)
-    console.print(f"{len(feeds)} feeds")
+    show(table)
+    say(f"{len(feeds)} feeds")
 
 
 @feeds_app.command("add")
@@ -250,7 +274,7 @@ def feeds_add(
         _, created = add_feed(
             session, url=url, title=title, interval=settings.schedule.poll_interval, now=utcnow()
         )
-    console.print(f"{'added' if created else 'already there'}: {url.strip()}", highlight=False)
+    say(f"{'added' if created else 'already there'}: {url.strip()}")
 
 
 @feeds_app.command("import-opml")
@@ -271,9 +295,9 @@ def feeds_import_opml(
         result = import_feeds(
             session, outlines, interval=settings.schedule.poll_interval, now=utcnow()
         )
-    console.print(f"{len(result.added)} added, {len(result.existing)} already there")
+    say(f"{len(result.added)} added, {len(result.existing)} already there")
     for rejected in result.rejected:
-        err_console.print(f"[yellow]skipped:[/] {rejected}", highlight=False)
+        tell("skipped:", "yellow", rejected)
 
 
 @feeds_app.command("export-opml")
@@ -293,7 +317,7 @@ def feeds_export_opml(
         sys.stdout.buffer.write(document)
         return
     path.write_bytes(document)
-    console.print(f"{len(outlines)} feeds written to {path}")
+    say(f"{len(outlines)} feeds written to {path}")
 
 
 @topics_app.command("list")
@@ -314,7 +338,7 @@ def topics_list(ctx: typer.Context) -> None:
             str(topic.version),
             ", ".join(topic.keywords),
         )
-    console.print(table)
+    show(table)
 
 
 @articles_app.command("list")
@@ -345,8 +369,8 @@ def articles_list(
         table.add_column(column, overflow="fold")
     for article, slugs in rows:
         table.add_row(_when(article.first_seen_at), ", ".join(slugs), article.title, article.url)
-    console.print(table)
-    console.print(f"{len(rows)} articles")
+    show(table)
+    say(f"{len(rows)} articles")
 
 
 @digest_app.command("send")
@@ -368,11 +392,9 @@ def digest_send(
         env = build_environment(settings.config_file(settings.files.templates))
         previews = preview_digests(engine, settings, env, now=utcnow(), email=email)
         for preview in previews:
-            console.print(
-                f"would send to {preview.email}: {preview.rendered.subject}", highlight=False
-            )
+            say(f"would send to {preview.email}: {preview.rendered.subject}")
         if not previews:
-            console.print("nothing new to send")
+            say("nothing new to send")
         return
     report = asyncio.run(send_digests(engine, settings, scheduled=False, email=email))
     via = (
@@ -381,13 +403,13 @@ def digest_send(
         else str(settings.mail.outbox_dir)
     )
     for address in report.sent:
-        console.print(f"sent to {address} via {via}", highlight=False)
+        say(f"sent to {address} via {via}")
     for line in report.retrying:
-        err_console.print(f"[yellow]will retry[/] {line}", highlight=False)
+        tell("will retry", "yellow", line)
     for line in report.failed:
-        err_console.print(f"[red]failed[/] {line}", highlight=False)
+        tell("failed", "red", line)
     if not (report.sent or report.retrying or report.failed):
-        console.print("nothing new to send")
+        say("nothing new to send")
     if report.failed or report.retrying:
         raise typer.Exit(1)
 

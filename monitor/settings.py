@@ -180,8 +180,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        message = getattr(exc, "msg", str(exc))
+        # Python 3.11 puts the position only in the text: "... (at line 3, column 7)".
+        where = re.search(r"\s*\(at line (\d+), column \d+\)$", str(exc))
+        message = str(exc)[: where.start()] if where else str(exc)
+        line = int(where.group(1)) if where else None
         raise ConfigError(str(path), f"not valid TOML: {message}", line=line) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), f"cannot read: {exc}") from None

@@ -7,18 +7,20 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlmodel import Session, col, select
 
 from monitor.configfile import read_yaml_config
 from monitor.errors import UsageError
-from monitor.models import Subscriber, Subscription, Topic
+from monitor.models import Delivery, Subscriber, Subscription, Topic
 
 _EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+$")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+# Validation context key: addresses seen so far in one file, so a repeat is reported at its line.
+_SEEN_EMAILS = "seen_emails"
 
 
 def check_email(address: str) -> str:
@@ -55,6 +57,13 @@ def _as_value_error(check: Any, value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+def _known_topic(slug: str, info: ValidationInfo) -> str:
+    known = (info.context or {}).get("topics")
+    if known is not None and slug not in known:
+        raise ValueError(f"unknown topic {slug!r} (known: {', '.join(sorted(known))})")
+    return slug
+
+
 class SubscriberSpec(BaseModel):
     """One subscriber in ``subscriptions.yaml`` and the topics they get daily."""
 
@@ -64,17 +73,33 @@ class SubscriberSpec(BaseModel):
     name: str = ""
     timezone: str = "UTC"
     daily: str = "08:00"
-    topics: list[str] = Field(min_length=1)
+    # Checked one by one, so an unknown topic is reported at its own line.
+    topics: list[Annotated[str, AfterValidator(_known_topic)]] = Field(min_length=1)
 
     @field_validator("email")
     @classmethod
-    def _email(cls, value: str) -> str:
-        return _as_value_error(check_email, value)
+    def _email(cls, value: str, info: ValidationInfo) -> str:
+        email = _as_value_error(check_email, value)
+        seen = (info.context or {}).get(_SEEN_EMAILS)
+        if seen is not None:
+            # Mail systems treat local parts case-insensitively, so must a duplicate check.
+            if email.casefold() in seen:
+                raise ValueError(f"subscriber {email!r} is listed twice")
+            seen.add(email.casefold())
+        return email
 
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
         return _as_value_error(check_timezone, value)
+
+    @field_validator("daily", mode="before")
+    @classmethod
+    def _sexagesimal(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted 18:30 as the base-60 integer 1110 (but 08:30 as a string).
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return f"{value // 60:02d}:{value % 60:02d}"
+        return value
 
     @field_validator("daily")
     @classmethod
@@ -83,12 +108,7 @@ class SubscriberSpec(BaseModel):
 
     @field_validator("topics")
     @classmethod
-    def _topics(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        known = (info.context or {}).get("topics")
-        if known is not None:
-            for slug in value:
-                if slug not in known:
-                    raise ValueError(f"unknown topic {slug!r} (known: {', '.join(sorted(known))})")
+    def _topics(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
 
 
@@ -104,7 +124,8 @@ def read_subscriptions_file(path: Path, *, topics: set[str]) -> list[SubscriberS
     """The subscribers defined in ``path``, checked against the known topic slugs."""
     if not path.exists():
         return []
-    return read_yaml_config(path, SubscriptionsFile, context={"topics": topics}).subscribers
+    context = {"topics": topics, _SEEN_EMAILS: set()}
+    return read_yaml_config(path, SubscriptionsFile, context=context).subscribers
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +206,7 @@ def due_daily_groups(session: Session, *, now: datetime, lookback: timedelta) ->
         if now >= due_at >= subscription.created_at:
             key = f"daily:{local_day.isoformat()}@{subscription.send_time}"
             groups[(subscriber.id or 0, key)].append(subscription)
+    planned = _planned_periods(session, {key for _, key in groups})
     return [
         DueGroup(
             subscriber_id=subscriber_id,
@@ -193,7 +215,20 @@ def due_daily_groups(session: Session, *, now: datetime, lookback: timedelta) ->
             since=min(sub.created_at for sub in subs) - lookback,
         )
         for (subscriber_id, key), subs in sorted(groups.items())
+        if (subscriber_id, key) not in planned
     ]
+
+
+def _planned_periods(session: Session, keys: set[str]) -> set[tuple[int, str]]:
+    """The (subscriber, period) pairs among ``keys`` that already have a delivery."""
+    if not keys:
+        return set()
+    rows = session.exec(
+        select(Delivery.subscriber_id, Delivery.period_key).where(
+            col(Delivery.period_key).in_(keys)
+        )
+    ).all()
+    return {(subscriber_id, key) for subscriber_id, key in rows}
 
 
 def all_subscription_groups(

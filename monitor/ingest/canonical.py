@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 import unicodedata
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from monitor.sources.parse import ParsedEntry
 
@@ -37,6 +38,11 @@ TRACKING_PARAMETERS = frozenset(
 _TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SAFE_PATH = "/:@!$&'()*+,;=-._~%"
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# Characters RFC 3986 never allows in a registered host name (IDN letters are fine).
+_BAD_HOST_CHARS = re.compile(r"[\x00-\x20\"#/:<>?@\[\\\]^`{|}\x7f]")
 _WORDS = re.compile(r"\w+")
 
 
@@ -51,17 +57,40 @@ def canonical_url(url: str) -> str | None:
     except ValueError:
         return None
     scheme = parts.scheme.lower()
-    host = (parts.hostname or "").rstrip(".")
+    host = _host(parts.hostname or "")
     if scheme not in _DEFAULT_PORTS or not host:
         return None
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    path = quote(unquote(parts.path), safe=_SAFE_PATH) or "/"
+    path = _normalise_path(parts.path) or "/"
     query = [
         (key, value)
         for key, value in parse_qsl(parts.query, keep_blank_values=True)
         if not _is_tracking(key)
     ]
     return urlunsplit((scheme, netloc, path, urlencode(sorted(query)), ""))
+
+
+def _host(hostname: str) -> str | None:
+    """The host for the canonical netloc: IPv6 literals in brackets; None when malformed."""
+    if ":" in hostname:
+        try:
+            return f"[{ipaddress.IPv6Address(hostname).compressed}]"
+        except ValueError:
+            return None
+    host = hostname.rstrip(".")
+    return None if _BAD_HOST_CHARS.search(host) else host
+
+
+def _normalise_path(path: str) -> str:
+    # RFC 3986 6.2.2: decode escapes of unreserved characters only; "%2F" is not "/".
+    path = _STRAY_PERCENT.sub("%25", path)
+    path = _ESCAPE.sub(_normalise_escape, path)
+    return quote(path, safe=_SAFE_PATH)
+
+
+def _normalise_escape(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    return char if char in _UNRESERVED else match.group(0).upper()
 
 
 def _is_tracking(key: str) -> bool:

@@ -38,8 +38,10 @@ def read_opml(data: bytes, *, source: str) -> list[OpmlFeed]:
         if not url or url in seen:
             continue
         seen.add(url)
-        title = outline.get("title") or outline.get("text") or ""
-        feeds.append(OpmlFeed(url, title.strip(), (outline.get("htmlUrl") or "").strip(), category))
+        title = (outline.get("title") or outline.get("text") or "").strip()
+        # An untitled feed's required "text" holds its URL (write_opml does this): not a title.
+        title = "" if title == url else title
+        feeds.append(OpmlFeed(url, title, (outline.get("htmlUrl") or "").strip(), category))
     return feeds
 
 

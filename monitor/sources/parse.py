@@ -144,7 +144,9 @@ def _optional(value: Any) -> str | None:
 
 def _to_entry(entry: Any, language: str) -> ParsedEntry:
     title = _one_line(_detail_text(entry.get("title", ""), entry.get("title_detail")))
-    summary = _detail_text(entry.get("summary", ""), entry.get("summary_detail"))
+    # With content but no summary, feedparser copies the content into "summary" without its type.
+    summary_detail = entry.get("summary_detail") or next(iter(entry.get("content") or []), None)
+    summary = _detail_text(entry.get("summary", ""), summary_detail)
     # dict.get: feedparser's own .get maps a missing "updated" to "published", with a warning.
     updated = _utc(dict.get(entry, "updated_parsed"))
     return ParsedEntry(
@@ -188,8 +190,9 @@ def _bozo_message(document: Any) -> str | None:
     if not document.get("bozo"):
         return None
     exc = document.get("bozo_exception")
-    # A declared/actual encoding mismatch is routine and harmless; do not call it broken.
-    if isinstance(exc, feedparser.CharacterEncodingOverride):
+    # A declared/actual encoding mismatch, or a missing or non-XML Content-Type, is routine and
+    # says nothing about the document; a document that is also malformed reports that instead.
+    if isinstance(exc, feedparser.CharacterEncodingOverride | feedparser.NonXMLContentType):
         return None
     return _one_line(str(exc)) if exc else "malformed document"
 

@@ -6,8 +6,16 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 from sqlmodel import Session, col, select
 
 from monitor.configfile import read_yaml_config
@@ -15,6 +23,12 @@ from monitor.models import Topic
 from monitor.topics.matcher import parse_keyword
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+# Validation context key: the slugs seen so far in one file, so a repeat is reported at its line.
+_SEEN_SLUGS = "seen_slugs"
+
+
+def _check_keyword(keyword: str) -> str:
+    return parse_keyword(keyword).text
 
 
 class TopicSpec(BaseModel):
@@ -25,20 +39,21 @@ class TopicSpec(BaseModel):
     slug: str
     name: str = Field(min_length=1)
     description: str = ""
-    keywords: list[str] = Field(min_length=1)
+    # Checked one by one, so an error's location (and so its line) is the bad keyword's own.
+    keywords: list[Annotated[str, AfterValidator(_check_keyword)]] = Field(min_length=1)
     enabled: bool = True
 
     @field_validator("slug")
     @classmethod
-    def _check_slug(cls, slug: str) -> str:
+    def _check_slug(cls, slug: str, info: ValidationInfo) -> str:
         if not _SLUG.match(slug):
             raise ValueError("use lower-case letters, digits and hyphens, as election-interference")
+        seen = (info.context or {}).get(_SEEN_SLUGS)
+        if seen is not None:
+            if slug in seen:
+                raise ValueError(f"topic {slug!r} is defined twice")
+            seen.add(slug)
         return slug
-
-    @field_validator("keywords")
-    @classmethod
-    def _check_keywords(cls, keywords: list[str]) -> list[str]:
-        return [parse_keyword(keyword).text for keyword in keywords]
 
 
 class TopicsFile(BaseModel):
@@ -48,21 +63,12 @@ class TopicsFile(BaseModel):
 
     topics: list[TopicSpec] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _unique_slugs(self) -> TopicsFile:
-        seen: set[str] = set()
-        for spec in self.topics:
-            if spec.slug in seen:
-                raise ValueError(f"topic {spec.slug!r} is defined twice")
-            seen.add(spec.slug)
-        return self
-
 
 def read_topics_file(path: Path) -> list[TopicSpec]:
     """The topics defined in ``path``; an absent file defines none."""
     if not path.exists():
         return []
-    return read_yaml_config(path, TopicsFile).topics
+    return read_yaml_config(path, TopicsFile, context={_SEEN_SLUGS: set()}).topics
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,15 @@
-"""A real HTTP server on 127.0.0.1 serving feed files, with ETag / Last-Modified support."""
+"""A real HTTP server on 127.0.0.1 serving feed files, with ETag / Last-Modified support.
+
+A route can also answer with any status and headers (a redirect is ``status=301`` with a
+``Location`` header), stream its body chunked without a Content-Length (``chunk_size``), and
+drip it slowly (``chunk_delay`` seconds before each chunk).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +28,8 @@ class Route:
     status: int = 200
     validators: bool = True  # send ETag / Last-Modified and honour conditional requests
     headers: dict[str, str] = field(default_factory=dict)
+    chunk_size: int = 0  # > 0: send the body chunked, without a Content-Length
+    chunk_delay: float = 0.0  # seconds to wait before each chunk
 
     @property
     def etag(self) -> str:
@@ -50,7 +58,10 @@ class FeedServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # A short poll interval keeps shutdown (and so every test's teardown) fast.
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -76,7 +87,30 @@ class FeedServer:
             if request.headers.get("If-None-Match") == route.etag:
                 self._reply(request, 304, b"", {"ETag": route.etag})
                 return
+        if route.chunk_size > 0:
+            self._reply_chunked(request, route, headers)
+            return
         self._reply(request, route.status, route.body, headers)
+
+    @staticmethod
+    def _reply_chunked(
+        request: BaseHTTPRequestHandler, route: Route, headers: dict[str, str]
+    ) -> None:
+        request.send_response(route.status)
+        for name, value in headers.items():
+            request.send_header(name, value)
+        request.send_header("Transfer-Encoding", "chunked")
+        request.end_headers()
+        body, size = route.body, route.chunk_size
+        try:
+            for start in range(0, len(body), size):
+                time.sleep(route.chunk_delay)
+                chunk = body[start : start + size]
+                request.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                request.wfile.flush()
+            request.wfile.write(b"0\r\n\r\n")
+        except ConnectionError:
+            request.close_connection = True  # the client gave up; that is what a test wanted
 
     @staticmethod
     def _reply(

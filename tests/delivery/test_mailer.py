@@ -1,0 +1,266 @@
+"""Mail transports against a real SMTP server on 127.0.0.1, and files; retry timing."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.delivery.mailer import FileTransport, SmtpTransport, retry_at
+from monitor.errors import PermanentDeliveryError, TemporaryDeliveryError
+from monitor.settings import MailSettings
+from tests.utils.smtpserver import SmtpServer, free_port
+
+TEXT = "Hello Ada,\n\nÉlection news · « quoted »\n.a line starting with a dot\n.\nThe end.\n"
+HTML = "<p>Hello <b>Ada</b>, Élection news</p>\n"
+
+
+def message(number: int = 1, to: str = "ada@example.org") -> EmailMessage:
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["Subject"] = f"[monitor] digest {number}: Élection"
+    msg["From"] = "monitor <monitor@example.net>"
+    msg["To"] = f"Ada <{to}>"
+    msg["Message-ID"] = f"<digest.{number:04d}@example.net>"
+    msg.set_content(TEXT)
+    msg.add_alternative(HTML, subtype="html")
+    return msg
+
+
+def unix(text: str) -> str:
+    """``text`` with CRLF line ends (as parsed from the wire) turned into LF."""
+    return text.replace("\r\n", "\n")
+
+
+def smtp_settings(port: int) -> MailSettings:
+    return MailSettings(
+        transport="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_security="none",
+        smtp_timeout=timedelta(seconds=5),
+    )
+
+
+async def send_all(transport: SmtpTransport, *messages: EmailMessage) -> None:
+    try:
+        for msg in messages:
+            await transport.send(msg)
+    finally:
+        await transport.close()
+
+
+def send(port: int, *messages: EmailMessage) -> None:
+    asyncio.run(send_all(SmtpTransport(smtp_settings(port)), *messages))
+
+
+def count_connections(server: SmtpServer) -> list[str]:
+    """Record each EHLO greeting: one per SMTP connection, as every client opens with it."""
+    greetings: list[str] = []
+
+    async def handle_EHLO(
+        smtp: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        greetings.append(hostname)
+        session.host_name = hostname  # what aiosmtpd does itself when there is no hook
+        return responses
+
+    server.handler.handle_EHLO = handle_EHLO  # type: ignore[attr-defined]
+    return greetings
+
+
+def refuse_recipients(server: SmtpServer, replies: list[str]) -> None:
+    """Answer RCPT TO with ``replies`` first, then accept."""
+
+    async def handle_RCPT(
+        smtp: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if replies:
+            return replies.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    server.handler.handle_RCPT = handle_RCPT  # type: ignore[attr-defined]
+
+
+def test_smtp_message_arrives_intact(smtp_server: SmtpServer) -> None:
+    sent = message()
+
+    send(smtp_server.port, sent)
+
+    [received] = smtp_server.messages
+    assert received.mail_from == "monitor@example.net"
+    assert received.recipients == ["ada@example.org"]
+    got = received.message
+    for header in ("Subject", "From", "To", "Message-ID"):
+        assert got[header] == sent[header]
+    text, html = got.get_body(("plain",)), got.get_body(("html",))
+    assert text is not None
+    assert html is not None
+    assert unix(text.get_content()) == TEXT
+    assert unix(html.get_content()) == HTML
+
+
+def test_smtp_temporary_failure_then_success(smtp_server: SmtpServer) -> None:
+    smtp_server.handler.replies = ["451 4.3.0 try later"]
+    transport = SmtpTransport(smtp_settings(smtp_server.port))
+
+    async def scenario() -> None:
+        with pytest.raises(TemporaryDeliveryError, match="451"):
+            await transport.send(message(1))
+        await transport.send(message(2))
+        await transport.close()
+
+    asyncio.run(scenario())
+
+    assert smtp_server.handler.attempts == 2
+    assert [r.message["Message-ID"] for r in smtp_server.messages] == ["<digest.0002@example.net>"]
+
+
+def test_smtp_permanent_failure_carries_the_reason(smtp_server: SmtpServer) -> None:
+    smtp_server.handler.replies = ["550 5.7.1 message content rejected by policy"]
+
+    with pytest.raises(PermanentDeliveryError) as caught:
+        send(smtp_server.port, message())
+
+    assert "550" in str(caught.value)
+    assert "message content rejected by policy" in str(caught.value)
+    assert smtp_server.messages == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        ("550 5.1.1 no such mailbox here", PermanentDeliveryError),
+        ("450 4.2.1 mailbox busy", TemporaryDeliveryError),
+    ],
+)
+def test_smtp_refused_recipient(
+    smtp_server: SmtpServer, reply: str, error: type[Exception]
+) -> None:
+    refuse_recipients(smtp_server, [reply])
+    transport = SmtpTransport(smtp_settings(smtp_server.port))
+
+    async def scenario() -> None:
+        with pytest.raises(error) as caught:
+            await transport.send(message(1))
+        assert reply.split(" ", 2)[2] in str(caught.value)
+        await transport.send(message(2))
+        await transport.close()
+
+    asyncio.run(scenario())
+
+    assert [r.message["Message-ID"] for r in smtp_server.messages] == ["<digest.0002@example.net>"]
+
+
+def test_smtp_closed_port_is_temporary() -> None:
+    port = free_port()
+
+    with pytest.raises(TemporaryDeliveryError, match=f"127.0.0.1:{port}"):
+        send(port, message())
+
+
+def test_smtp_messages_on_one_transport_share_one_connection(smtp_server: SmtpServer) -> None:
+    connections = count_connections(smtp_server)
+
+    send(smtp_server.port, message(1), message(2), message(3))
+
+    assert len(smtp_server.messages) == 3
+    assert len(connections) == 1
+
+
+def test_smtp_separate_transports_use_separate_connections(smtp_server: SmtpServer) -> None:
+    connections = count_connections(smtp_server)
+
+    send(smtp_server.port, message(1))
+    send(smtp_server.port, message(2))
+
+    assert len(smtp_server.messages) == 2
+    assert len(connections) == 2
+
+
+def parse_file(path: Path) -> EmailMessage:
+    parsed = message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def test_file_transport_writes_a_parseable_eml_named_by_message_id(tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox"
+
+    asyncio.run(FileTransport(outbox).send(message(7)))
+
+    [path] = outbox.iterdir()
+    assert path.suffix == ".eml"
+    assert "digest.0007" in path.stem
+    assert "example.net" in path.stem
+    written = parse_file(path)
+    assert written["Message-ID"] == "<digest.0007@example.net>"
+    text = written.get_body(("plain",))
+    assert text is not None
+    assert unix(text.get_content()) == TEXT
+
+
+def test_file_transport_same_message_twice_leaves_one_file(tmp_path: Path) -> None:
+    transport = FileTransport(tmp_path)
+
+    async def twice() -> None:
+        await transport.send(message(7))
+        await transport.send(message(7))
+        await transport.send(message(8))
+
+    asyncio.run(twice())
+
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert len(names) == 2
+    assert all(name.endswith(".eml") for name in names)
+
+
+def test_file_transport_keeps_hostile_message_id_inside_the_outbox(tmp_path: Path) -> None:
+    outbox = tmp_path / "a" / "outbox"
+    hostile = message()
+    hostile.replace_header("Message-ID", "<../../../escape/evil@example.net>")
+
+    asyncio.run(FileTransport(outbox).send(hostile))
+
+    assert [p.parent for p in tmp_path.rglob("*.eml")] == [outbox]
+
+
+def test_file_transport_unwritable_outbox_is_temporary(tmp_path: Path) -> None:
+    blocker = tmp_path / "outbox"
+    blocker.write_text("a file where the directory should be")
+
+    with pytest.raises(TemporaryDeliveryError, match="outbox"):
+        asyncio.run(FileTransport(blocker).send(message()))
+
+
+NOW = datetime(2024, 9, 9, 6, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("attempts", "delay"),
+    [
+        (0, timedelta(minutes=5)),
+        (1, timedelta(minutes=5)),
+        (2, timedelta(minutes=10)),
+        (3, timedelta(minutes=20)),
+        (4, timedelta(minutes=40)),
+        (5, timedelta(minutes=60)),
+        (6, timedelta(minutes=60)),
+        (1000, timedelta(minutes=60)),
+    ],
+)
+def test_retry_at_doubles_and_caps(attempts: int, delay: timedelta) -> None:
+    settings = MailSettings(
+        retry_backoff=timedelta(minutes=5), max_retry_backoff=timedelta(hours=1)
+    )
+
+    assert retry_at(NOW, attempts, settings) == NOW + delay
+
+
+def test_retry_at_default_cap_is_six_hours() -> None:
+    assert retry_at(NOW, 50, MailSettings()) == NOW + timedelta(hours=6)

@@ -1,0 +1,219 @@
+"""Canonical URLs and article keys: what makes two items the same article."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from monitor.ingest.canonical import article_key, canonical_url, fingerprint
+from monitor.sources.parse import ParsedEntry
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        # scheme and host case; path case is kept
+        ("HTTPS://Example.COM/Path/Page", "https://example.com/Path/Page"),
+        ("Http://NEWS.example.com/a", "http://news.example.com/a"),
+        # default ports go, other ports stay
+        ("http://example.com:80/a", "http://example.com/a"),
+        ("https://example.com:443/a", "https://example.com/a"),
+        ("https://example.com:8443/a", "https://example.com:8443/a"),
+        ("http://example.com:443/a", "http://example.com:443/a"),
+        # fragments, user info, an empty query, the root path, a trailing dot on the host
+        ("https://example.com/a#comments", "https://example.com/a"),
+        ("https://user:secret@example.com/a", "https://example.com/a"),
+        ("https://example.com/a?", "https://example.com/a"),
+        ("https://example.com", "https://example.com/"),
+        ("https://example.com./a", "https://example.com/a"),
+        ("  https://example.com/a \n", "https://example.com/a"),
+        # tracking parameters go
+        ("https://example.com/a?utm_source=rss&utm_medium=feed", "https://example.com/a"),
+        ("https://example.com/a?UTM_Campaign=x&id=5", "https://example.com/a?id=5"),
+        ("https://example.com/a?fbclid=IwAR0&gclid=1&msclkid=2", "https://example.com/a"),
+        ("https://example.com/a?id=5&mc_cid=1&mc_eid=2&_ga=3", "https://example.com/a?id=5"),
+        ("https://example.com/a?pk_campaign=1&mtm_source=2&at_medium=3", "https://example.com/a"),
+        ("https://example.com/a?smid=tw-share&ocid=rss&cmpid=x", "https://example.com/a"),
+        # remaining parameters are sorted (by key, then value); repeats and blanks are kept
+        ("https://example.com/a?b=2&a=1", "https://example.com/a?a=1&b=2"),
+        ("https://example.com/a?tag=z&tag=a", "https://example.com/a?tag=a&tag=z"),
+        ("https://example.com/a?page=2&utm_source=x&id=7", "https://example.com/a?id=7&page=2"),
+        ("https://example.com/a?x=", "https://example.com/a?x="),
+        ("https://example.com/a?ref=home", "https://example.com/a?ref=home"),
+        # percent-encoding: unreserved characters decoded, escapes upper-cased, raw text encoded
+        ("https://example.com/%7Euser/%41bc", "https://example.com/~user/Abc"),
+        ("https://example.com/caf%c3%a9", "https://example.com/caf%C3%A9"),
+        ("https://example.com/café", "https://example.com/caf%C3%A9"),
+        ("https://example.com/a b", "https://example.com/a%20b"),
+        ("https://example.com/a%2fb", "https://example.com/a%2Fb"),
+        ("https://example.com/100%25", "https://example.com/100%25"),
+        ("https://example.com/100%", "https://example.com/100%25"),
+        ("https://example.com/s?q=caf%c3%a9", "https://example.com/s?q=caf%C3%A9"),
+        ("https://example.com/s?q=a%20b", "https://example.com/s?q=a+b"),
+        ("https://example.com/s?q=%2B1", "https://example.com/s?q=%2B1"),
+        ("https://example.com/a;v=1", "https://example.com/a;v=1"),
+        # IPv6 literals keep their brackets
+        ("http://[::1]:8080/feed", "http://[::1]:8080/feed"),
+        ("https://[2001:DB8::0001]/a", "https://[2001:db8::1]/a"),
+        # not absolute http(s) URLs
+        ("", None),
+        ("not a url", None),
+        ("/news/a", None),
+        ("news/a", None),
+        ("example.com/a", None),
+        ("//example.com/a", None),
+        ("ftp://example.com/a", None),
+        ("mailto:desk@example.com", None),
+        ("javascript:alert(1)", None),
+        ("https://", None),
+        ("https:///a", None),
+        ("https://example.com:99999/a", None),
+        ("https://[::1/a", None),
+        ("https://exa mple.com/a", None),
+    ],
+)
+def test_canonical_url(url: str, expected: str | None) -> None:
+    assert canonical_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("https://example.com/a/b", "https://example.com/a%2Fb"),
+        ("https://example.com/Story", "https://example.com/story"),
+        ("https://example.com/a?id=1", "https://example.com/a?id=2"),
+        ("http://example.com/a", "https://example.com/a"),
+    ],
+)
+def test_different_resources_stay_different(first: str, second: str) -> None:
+    assert canonical_url(first) != canonical_url(second)
+
+
+_URL_TEXT = st.text(
+    alphabet=st.sampled_from("aZ09-._~%/?#&=+;:@!$'()* é€ABCDEFabcdef"), max_size=40
+)
+
+
+@given(
+    scheme=st.sampled_from(["http", "https", "HTTPS"]),
+    host=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,20}", fullmatch=True),
+    port=st.one_of(st.none(), st.integers(min_value=0, max_value=70_000)),
+    rest=_URL_TEXT,
+)
+def test_canonical_url_is_idempotent(scheme: str, host: str, port: int | None, rest: str) -> None:
+    url = f"{scheme}://{host}{'' if port is None else f':{port}'}/{rest}"
+    once = canonical_url(url)
+
+    assert once is None or canonical_url(once) == once
+
+
+@given(st.text(max_size=80))
+def test_canonical_url_of_any_text_is_idempotent(text: str) -> None:
+    once = canonical_url("https://" + text)
+
+    assert once is None or canonical_url(once) == once
+
+
+def entry(**fields: object) -> ParsedEntry:
+    """A parsed entry with defaults for what a test does not care about."""
+    base = ParsedEntry(
+        guid=None,
+        link=None,
+        title="Central bank holds rates",
+        summary="The central bank kept its rate unchanged.",
+        content="",
+        author="",
+        published_at=None,
+        updated_at=None,
+    )
+    return replace(base, **fields)  # type: ignore[arg-type]
+
+
+def test_url_key_ignores_tracking_parameters_and_feed() -> None:
+    plain = article_key(entry(link="https://news.example.com/a?id=1"), feed_id=1)
+    tracked = article_key(
+        entry(link="https://NEWS.example.com/a?utm_source=rss&id=1#top", guid="x"), feed_id=2
+    )
+
+    assert plain.key_hash == tracked.key_hash
+    assert plain.canonical_url == "https://news.example.com/a?id=1"
+
+
+def test_url_key_ignores_title_and_text_changes() -> None:
+    first = article_key(entry(link="https://n.example/a"), feed_id=1)
+    edited = article_key(entry(link="https://n.example/a", title="Updated headline"), feed_id=1)
+
+    assert first.key_hash == edited.key_hash
+    assert first.content_hash != edited.content_hash
+
+
+def test_guid_key_is_scoped_per_feed() -> None:
+    one = article_key(entry(guid="42"), feed_id=1)
+    other = article_key(entry(guid="42"), feed_id=2)
+    same = article_key(entry(guid="42", title="Something else"), feed_id=1)
+
+    assert one.key_hash != other.key_hash
+    assert one.key_hash == same.key_hash
+    assert one.canonical_url is None
+
+
+@pytest.mark.parametrize("link", ["/relative/path", "ftp://example.com/a", "not a url"])
+def test_unusable_link_falls_back_to_the_guid(link: str) -> None:
+    assert (
+        article_key(entry(link=link, guid="g-1"), feed_id=3).key_hash
+        == article_key(entry(guid="g-1"), feed_id=3).key_hash
+    )
+
+
+def test_no_link_no_guid_keys_by_content_stably() -> None:
+    first = article_key(entry(), feed_id=1)
+    again = article_key(entry(), feed_id=1)
+    elsewhere = article_key(entry(), feed_id=2)
+    different = article_key(entry(title="Another story"), feed_id=1)
+
+    assert first == again
+    assert first.key_hash == elsewhere.key_hash
+    assert first.key_hash != different.key_hash
+    assert first.canonical_url is None
+
+
+def test_content_key_prefers_content_over_summary() -> None:
+    with_content = entry(content="Full text of the story.")
+
+    assert (
+        article_key(with_content, feed_id=1).key_hash
+        == article_key(replace(with_content, summary="a different teaser"), feed_id=1).key_hash
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (("Central Bank holds rates",), ("central bank HOLDS rates",)),
+        (("Café déjà vu",), ("Cafe deja vu",)),
+        (("Rates: held!", "—and why?"), ("rates held", "and why")),
+        (("  spaced\tout\n",), ("spaced out",)),
+        (("Straße",), ("STRASSE",)),
+    ],
+)
+def test_fingerprint_ignores_case_accents_and_punctuation(
+    first: tuple[str, ...], second: tuple[str, ...]
+) -> None:
+    assert fingerprint(*first) == fingerprint(*second)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (("rates held",), ("rates cut",)),
+        (("rates held",), ("held rates",)),
+        (("ab", "c"), ("a", "bc")),
+    ],
+)
+def test_fingerprint_tells_different_words_apart(
+    first: tuple[str, ...], second: tuple[str, ...]
+) -> None:
+    assert fingerprint(*first) != fingerprint(*second)

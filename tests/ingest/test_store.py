@@ -1,0 +1,170 @@
+"""save_new_articles on SQLite and PostgreSQL: only what is new comes back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, func, select
+
+from monitor.ingest.store import BATCH_SIZE, save_new_articles
+from monitor.models import Article, Sighting
+from monitor.sources.feeds import add_feed
+from monitor.sources.parse import ParsedEntry
+
+NOW = datetime(2024, 9, 10, 12, 0, tzinfo=UTC)
+LATER = NOW + timedelta(hours=1)
+
+
+def story(n: int, *, link: str | None = None, guid: str | None = None) -> ParsedEntry:
+    """Entry number ``n``, linked to its own page unless told otherwise."""
+    return ParsedEntry(
+        guid=guid,
+        link=link if link is not None else f"https://news.example.com/story/{n}",
+        title=f"Story {n}",
+        summary=f"Summary of story {n}.",
+        content="",
+        author="Desk",
+        published_at=NOW - timedelta(minutes=n),
+        updated_at=None,
+        language="en",
+    )
+
+
+def new_feed(engine: Engine, url: str) -> int:
+    with Session(engine) as session:
+        feed, _ = add_feed(session, url=url, interval=timedelta(minutes=15), now=NOW)
+        session.commit()
+        assert feed.id is not None
+        return feed.id
+
+
+def save(
+    engine: Engine, feed_id: int, entries: Sequence[ParsedEntry], now: datetime = NOW
+) -> list[str]:
+    """Save in a transaction of its own; the titles of the articles that came back as new."""
+    with Session(engine) as session, session.begin():
+        articles = save_new_articles(session, feed_id=feed_id, entries=entries, now=now)
+        return [article.title for article in articles]
+
+
+def count(engine: Engine, table: type[Article] | type[Sighting]) -> int:
+    with Session(engine) as session:
+        return session.exec(select(func.count()).select_from(table)).one()
+
+
+def test_new_entries_come_back_as_articles(engine: Engine) -> None:
+    feed_id = new_feed(engine, "https://news.example.com/rss")
+
+    assert save(engine, feed_id, [story(1), story(2)]) == ["Story 1", "Story 2"]
+
+    with Session(engine) as session:
+        article = session.exec(select(Article).where(Article.title == "Story 1")).one()
+    assert article.canonical_url == article.url == "https://news.example.com/story/1"
+    assert (article.feed_id, article.first_seen_at) == (feed_id, NOW)
+    assert article.published_at == NOW - timedelta(minutes=1)
+    assert (article.summary, article.author, article.language) == (
+        "Summary of story 1.",
+        "Desk",
+        "en",
+    )
+
+
+def test_saving_the_same_entries_again_returns_nothing(engine: Engine) -> None:
+    feed_id = new_feed(engine, "https://news.example.com/rss")
+    save(engine, feed_id, [story(1), story(2)])
+
+    assert save(engine, feed_id, [story(1), story(2)], now=LATER) == []
+    assert (count(engine, Article), count(engine, Sighting)) == (2, 2)
+
+
+def test_only_the_new_ones_of_a_mixed_batch_come_back(engine: Engine) -> None:
+    feed_id = new_feed(engine, "https://news.example.com/rss")
+    save(engine, feed_id, [story(1), story(2)])
+
+    assert save(engine, feed_id, [story(3), story(1), story(4)], now=LATER) == [
+        "Story 3",
+        "Story 4",
+    ]
+    assert count(engine, Article) == 4
+
+
+def test_repeated_key_within_one_batch_is_stored_once(engine: Engine) -> None:
+    feed_id = new_feed(engine, "https://news.example.com/rss")
+    first = story(1, link="https://news.example.com/story/1?utm_source=rss")
+    repeat = story(1, link="https://NEWS.example.com/story/1#comments")
+
+    assert save(engine, feed_id, [first, repeat, story(2)]) == ["Story 1", "Story 2"]
+    assert (count(engine, Article), count(engine, Sighting)) == (2, 2)
+
+
+def test_entries_without_links_are_kept_apart_by_guid_or_content(engine: Engine) -> None:
+    feed_id = new_feed(engine, "https://news.example.com/rss")
+    entries = [
+        story(1, link="", guid="item-1"),
+        story(2, link="", guid="item-2"),
+        story(3, link=""),
+        story(4, link=""),
+    ]
+
+    assert len(save(engine, feed_id, entries)) == 4
+    assert save(engine, feed_id, entries, now=LATER) == []
+
+
+def test_same_url_in_two_feeds_is_one_article_seen_twice(engine: Engine) -> None:
+    world = new_feed(engine, "https://news.example.com/world.rss")
+    business = new_feed(engine, "https://news.example.com/business.rss")
+    save(engine, world, [story(1)])
+
+    assert (
+        save(
+            engine,
+            business,
+            [story(1, link="https://news.example.com/story/1?ocid=biz")],
+            now=LATER,
+        )
+        == []
+    )
+
+    with Session(engine) as session:
+        article = session.exec(select(Article)).one()
+        sightings = session.exec(select(Sighting).order_by(col(Sighting.feed_id))).all()
+    assert article.feed_id == world
+    assert [(s.feed_id, s.article_id) for s in sightings] == [
+        (world, article.id),
+        (business, article.id),
+    ]
+    assert [(s.first_seen_at, s.last_seen_at) for s in sightings] == [(NOW, NOW), (LATER, LATER)]
+
+
+def test_seeing_an_article_again_updates_last_seen_only(engine: Engine) -> None:
+    feed_id = new_feed(engine, "https://news.example.com/rss")
+    save(engine, feed_id, [story(1)])
+
+    save(engine, feed_id, [story(1)], now=LATER)
+
+    with Session(engine) as session:
+        sighting = session.exec(select(Sighting)).one()
+        article = session.exec(select(Article)).one()
+    assert (sighting.first_seen_at, sighting.last_seen_at) == (NOW, LATER)
+    assert article.first_seen_at == NOW
+
+
+def test_more_than_one_batch_of_entries(engine: Engine) -> None:
+    feed_id = new_feed(engine, "https://news.example.com/rss")
+    total = BATCH_SIZE * 2 + 7
+    entries = [story(n) for n in range(total)]
+
+    new = save(engine, feed_id, entries)
+
+    assert sorted(new) == sorted(f"Story {n}" for n in range(total))
+    assert (count(engine, Article), count(engine, Sighting)) == (total, total)
+    assert save(engine, feed_id, [*entries, story(total)], now=LATER) == [f"Story {total}"]
+
+
+def test_empty_batch_stores_nothing(engine: Engine) -> None:
+    feed_id = new_feed(engine, "https://news.example.com/rss")
+
+    assert save(engine, feed_id, []) == []
+    assert count(engine, Sighting) == 0
