@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -142,7 +142,7 @@ def require_current_schema(engine: Engine) -> None:
         )
 
 
-def dialect_insert(session: Session, table: type[SQLModel]) -> Insert:
+def dialect_insert(session: Session, table: type[SQLModel] | Table) -> Insert:
     """An INSERT that can say ON CONFLICT, for the session's backend."""
     backend = session.get_bind().dialect.name
     if backend == "postgresql":

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-import unicodedata
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from monitor.sources.parse import ParsedEntry
+from monitor.text import fold
 
 # Query parameters that identify a campaign or a click, never the article.
 TRACKING_PARAMETERS = frozenset(
@@ -100,8 +102,7 @@ def _is_tracking(key: str) -> bool:
 
 def fingerprint(*texts: str) -> str:
     """SHA-256 of the words of ``texts``, ignoring case, accents, spacing and punctuation."""
-    folded = unicodedata.normalize("NFKD", " ".join(texts).casefold())
-    words = _WORDS.findall("".join(ch for ch in folded if not unicodedata.combining(ch)))
+    words = _WORDS.findall(fold(" ".join(texts)))
     return hashlib.sha256(" ".join(words).encode()).hexdigest()
 
 
@@ -126,3 +127,24 @@ def article_key(entry: ParsedEntry, *, feed_id: int) -> ArticleKey:
     else:
         key = f"content:{content_hash}"
     return ArticleKey(hashlib.sha256(key.encode()).hexdigest(), canonical, content_hash)
+
+
+def article_keys(entries: Sequence[ParsedEntry], *, feed_id: int) -> list[ArticleKey]:
+    """Key each of one document's entries; see ``article_key``.
+
+    Canonical URLs drop the fragment, but some feeds (comment feeds, link logs, journals kept on
+    one page) tell their items apart only by it. When entries of one document share a canonical
+    URL and carry two or more different fragments, each keeps its fragment in its key. (One
+    fragment alone, as in ``story#comments`` beside ``story``, names the same article.)
+    """
+    keys = [article_key(entry, feed_id=feed_id) for entry in entries]
+    fragments: dict[str, set[str]] = defaultdict(set)
+    for entry, key in zip(entries, keys, strict=True):
+        if key.canonical_url and entry.link and urlsplit(entry.link).fragment:
+            fragments[key.key_hash].add(urlsplit(entry.link).fragment)
+    for index, (entry, key) in enumerate(zip(entries, keys, strict=True)):
+        fragment = urlsplit(entry.link).fragment if entry.link else ""
+        if fragment and len(fragments[key.key_hash]) > 1:
+            key_text = f"url:{key.canonical_url}#{fragment}"
+            keys[index] = replace(key, key_hash=hashlib.sha256(key_text.encode()).hexdigest())
+    return keys

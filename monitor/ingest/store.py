@@ -6,15 +6,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlalchemy import literal
+from sqlmodel import Session, SQLModel, col, select
 
 from monitor.db import dialect_insert
-from monitor.ingest.canonical import article_key
-from monitor.models import Article, Match, Sighting, Topic
+from monitor.ingest.canonical import article_keys
+from monitor.models import Article, Match, Topic, UTCDateTime
 from monitor.sources.parse import ParsedEntry
 
-# Rows per INSERT: SQLite allows 32,766 bound parameters; 14 columns x 200 stays well below.
-BATCH_SIZE = 200
+ARTICLES = SQLModel.metadata.tables["article"]
+SIGHTINGS = SQLModel.metadata.tables["sighting"]
+# Keys per sighting upsert: far below the bound-parameter limits of SQLite and PostgreSQL.
+KEYS_PER_STATEMENT = 5000
 
 
 def entries_to_rows(
@@ -22,8 +25,7 @@ def entries_to_rows(
 ) -> list[dict[str, Any]]:
     """Article rows for ``entries``, keyed, without repeats of one key within the batch."""
     rows: dict[str, dict[str, Any]] = {}
-    for entry in entries:
-        key = article_key(entry, feed_id=feed_id)
+    for entry, key in zip(entries, article_keys(entries, feed_id=feed_id), strict=True):
         if key.key_hash in rows:
             continue
         rows[key.key_hash] = {
@@ -51,15 +53,14 @@ def save_new_articles(
     rows = entries_to_rows(entries, feed_id=feed_id, now=now)
     if not rows:
         return []
-    new_ids: list[int] = []
-    for start in range(0, len(rows), BATCH_SIZE):
-        statement = (
-            dialect_insert(session, Article)
-            .values(rows[start : start + BATCH_SIZE])
-            .on_conflict_do_nothing(index_elements=["key_hash"])
-            .returning(col(Article.id))
-        )
-        new_ids.extend(session.execute(statement).scalars())
+    # One statement executed with many parameter sets, on the Core table: SQLAlchemy compiles
+    # it once and caches it, where a fresh multi-row VALUES was compiled on every call.
+    insert_articles = (
+        dialect_insert(session, ARTICLES)
+        .on_conflict_do_nothing(index_elements=["key_hash"])
+        .returning(ARTICLES.c.id)
+    )
+    new_ids = list(session.execute(insert_articles, rows).scalars())
     _record_sightings(session, feed_id=feed_id, key_hashes=[r["key_hash"] for r in rows], now=now)
     if not new_ids:
         return []
@@ -70,24 +71,16 @@ def save_new_articles(
 def _record_sightings(
     session: Session, *, feed_id: int, key_hashes: list[str], now: datetime
 ) -> None:
-    for start in range(0, len(key_hashes), BATCH_SIZE):
-        ids = session.exec(
-            select(Article.id).where(
-                col(Article.key_hash).in_(key_hashes[start : start + BATCH_SIZE])
-            )
-        ).all()
-        rows = [
-            {
-                "article_id": article_id,
-                "feed_id": feed_id,
-                "first_seen_at": now,
-                "last_seen_at": now,
-            }
-            for article_id in ids
-        ]
-        if not rows:
-            continue
-        statement = dialect_insert(session, Sighting).values(rows)
+    for start in range(0, len(key_hashes), KEYS_PER_STATEMENT):
+        seen = select(
+            ARTICLES.c.id,
+            literal(feed_id).label("feed_id"),
+            literal(now, UTCDateTime()).label("first_seen_at"),
+            literal(now, UTCDateTime()).label("last_seen_at"),
+        ).where(ARTICLES.c.key_hash.in_(key_hashes[start : start + KEYS_PER_STATEMENT]))
+        statement = dialect_insert(session, SIGHTINGS).from_select(
+            ["article_id", "feed_id", "first_seen_at", "last_seen_at"], seen
+        )
         session.execute(
             statement.on_conflict_do_update(
                 index_elements=["article_id", "feed_id"],

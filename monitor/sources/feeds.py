@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,8 @@ from monitor.sources import schedule
 from monitor.sources.opml import OpmlFeed
 
 MAX_ERROR_LENGTH = 1000
+# Characters no host name may contain (httpx accepts "exa mple.com").
+_BAD_HOST = re.compile(r"[\s\"#%/<>?@\\^`{|}]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,8 @@ def check_feed_url(url: str) -> str:
         raise UsageError(f"not a URL: {url!r}") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise UsageError(f"not an http(s) feed URL: {url!r}")
+    if _BAD_HOST.search(parsed.host):
+        raise UsageError(f"not a valid host name in {url!r}")
     return url
 
 

@@ -8,21 +8,17 @@ Unicode words, so ``Election Interference`` matches the keyword ``election inter
 from __future__ import annotations
 
 import re
-import unicodedata
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
+
+from monitor.text import fold
 
 _WORD = re.compile(r"\w+")
-_KEYWORD_TOKEN = re.compile(r"^\w+\*?$")
 # Title hits say more about what an article is about than a passing mention in its body.
 TITLE_WEIGHT = 3.0
-
-
-def fold(text: str) -> str:
-    """Case-fold ``text`` and strip its diacritics."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def words(text: str) -> list[str]:
@@ -86,12 +82,22 @@ class _Positions:
         self.index: dict[str, list[int]] = defaultdict(list)
         for position, token in enumerate(tokens):
             self.index[token].append(position)
+        self._vocabulary: list[str] | None = None
 
     def starts(self, token: str) -> Iterable[int]:
         if not token.endswith("*"):
             return self.index.get(token, [])
         stem = token[:-1]
-        return sorted(p for word, ps in self.index.items() if word.startswith(stem) for p in ps)
+        if self._vocabulary is None:
+            self._vocabulary = sorted(self.index)
+        # Words starting with the stem sit together in sorted order: find them by bisection.
+        first = bisect_left(self._vocabulary, stem)
+        positions: list[int] = []
+        for word in islice(self._vocabulary, first, None):
+            if not word.startswith(stem):
+                break
+            positions.extend(self.index[word])
+        return sorted(positions)
 
     def count(self, keyword: Keyword) -> int:
         first, rest = keyword.tokens[0], keyword.tokens[1:]

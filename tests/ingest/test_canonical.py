@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.ingest.canonical import article_key, canonical_url, fingerprint
+from monitor.ingest.canonical import article_key, article_keys, canonical_url, fingerprint
 from monitor.sources.parse import ParsedEntry
 
 
@@ -217,3 +217,37 @@ def test_fingerprint_tells_different_words_apart(
     first: tuple[str, ...], second: tuple[str, ...]
 ) -> None:
     assert fingerprint(*first) != fingerprint(*second)
+
+
+def test_entries_told_apart_only_by_fragment_keep_distinct_keys() -> None:
+    page = "https://blog.example.org/post/comment-page-1/"
+    entries = [
+        entry(link=f"{page}#comment-1", guid="c1"),
+        entry(link=f"{page}#comment-2", guid="c2"),
+        entry(link=f"{page}?utm_source=rss#comment-2", guid="c2-again"),
+    ]
+
+    keys = article_keys(entries, feed_id=1)
+
+    assert keys[0].key_hash != keys[1].key_hash
+    assert keys[1].key_hash == keys[2].key_hash  # same fragment: the same item, once
+    assert {key.canonical_url for key in keys} == {page}
+
+
+def test_a_lone_fragment_is_dropped_as_usual() -> None:
+    with_fragment = entry(link="https://news.example.com/a#top")
+    plain = entry(link="https://news.example.com/a")
+
+    assert article_keys([with_fragment], feed_id=1) == article_keys([plain], feed_id=1)
+    assert article_keys([with_fragment, plain], feed_id=1)[1] == article_key(plain, feed_id=1)
+
+
+def test_one_fragment_beside_the_plain_url_is_the_same_article() -> None:
+    keys = article_keys(
+        [
+            entry(link="https://news.example.com/a"),
+            entry(link="https://news.example.com/a#comments"),
+        ],
+        feed_id=1,
+    )
+    assert keys[0] == keys[1]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
-from monitor.ingest.store import BATCH_SIZE, save_new_articles
+from monitor.ingest.store import KEYS_PER_STATEMENT, save_new_articles
 from monitor.models import Article, Sighting
 from monitor.sources.feeds import add_feed
 from monitor.sources.parse import ParsedEntry
@@ -153,7 +153,7 @@ def test_seeing_an_article_again_updates_last_seen_only(engine: Engine) -> None:
 
 def test_more_than_one_batch_of_entries(engine: Engine) -> None:
     feed_id = new_feed(engine, "https://news.example.com/rss")
-    total = BATCH_SIZE * 2 + 7
+    total = KEYS_PER_STATEMENT + 7
     entries = [story(n) for n in range(total)]
 
     new = save(engine, feed_id, entries)

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
 from monitor.errors import ParseError
-from monitor.ingest.canonical import article_key
+from monitor.ingest.canonical import article_keys
 from monitor.ingest.refresh import RefreshStatus
 from monitor.models import Article, Sighting, utcnow
 from monitor.operations import poll_feeds
@@ -136,7 +136,7 @@ def test_one_poll_of_the_whole_corpus(
         if not isinstance(parsed, ParsedFeed):
             assert result.status == RefreshStatus.FAILED, result
             continue
-        keys = {article_key(e, feed_id=result.feed_id).key_hash for e in parsed.entries}
+        keys = {k.key_hash for k in article_keys(parsed.entries, feed_id=result.feed_id)}
         all_keys |= keys
         assert result.status == RefreshStatus.UPDATED, result
         assert sightings.get(result.feed_id, 0) == len(keys), result.feed_url

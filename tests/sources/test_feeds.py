@@ -82,6 +82,8 @@ def test_new_feed_is_due_at_once_with_its_interval(engine: Engine) -> None:
         "javascript:alert(1)",
         "http://",
         "https://[::1/feed",
+        "http://exa mple.com/feed",
+        "http://exa\tmple.com/feed",
     ],
 )
 def test_check_feed_url_rejects_bad_urls(url: str) -> None:
@@ -94,6 +96,8 @@ def test_check_feed_url_rejects_bad_urls(url: str) -> None:
     [
         ("https://example.com/feed", "https://example.com/feed"),
         ("  http://127.0.0.1:8080/x.xml\n", "http://127.0.0.1:8080/x.xml"),
+        ("http://[::1]:8080/feed", "http://[::1]:8080/feed"),
+        ("https://bücher.example/feed", "https://bücher.example/feed"),
     ],
 )
 def test_check_feed_url_accepts_http_urls(url: str, expected: str) -> None:

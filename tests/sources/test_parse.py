@@ -258,6 +258,25 @@ def test_item_without_link_or_guid_still_parses() -> None:
     assert (entry.title, entry.summary) == ("Lonely", "words")
 
 
+@pytest.mark.parametrize(
+    ("guid", "link"),
+    [
+        # RSS says a guid is a permalink unless isPermaLink="false"; a bare number is no page.
+        ("<guid>42</guid>", None),
+        ("<guid>post-42</guid>", None),
+        ("<guid>https://news.example.com/?p=42</guid>", "https://news.example.com/?p=42"),
+        (
+            '<guid isPermaLink="true">https://news.example.com/b</guid>',
+            "https://news.example.com/b",
+        ),
+    ],
+)
+def test_guid_stands_in_for_a_missing_link_only_when_it_is_a_url(
+    guid: str, link: str | None
+) -> None:
+    assert only_entry(rss_with_item(f"<title>G</title>{guid}")).link == link
+
+
 def test_guid_that_is_not_a_permalink_is_kept_verbatim() -> None:
     entry = only_entry(rss_with_item('<title>G</title><guid isPermaLink="false">abc-1</guid>'))
 
@@ -319,7 +338,9 @@ def test_broken_but_readable_document_gives_entries_and_warning(
         pytest.param(b"", None, id="empty"),
         pytest.param(random.Random(20240910).randbytes(4096), None, id="random-bytes"),
         pytest.param(b"just some words, no markup", "text/plain", id="plain-text"),
-        pytest.param(b'{"version": "https://jsonfeed.org/version/1.1"}', None, id="json"),
+        pytest.param(b'{"version": "https://jsonfeed.org/version/1.1"}', None, id="json-no-items"),
+        pytest.param(b'{"title": "not a feed", "items": []}', None, id="json-not-a-feed"),
+        pytest.param(b'{"version": "https://jsonfeed.org/version/1", ', None, id="json-broken"),
     ],
 )
 def test_non_feeds_raise_parse_error(body: bytes, content_type: str | None) -> None:
@@ -338,3 +359,38 @@ def test_feed_without_items_is_a_feed() -> None:
     body = b'<rss version="2.0"><channel><title>Quiet</title></channel></rss>'
 
     assert parse_feed(body, url=FEED_URL) == ParsedFeed("Quiet", "", "", "rss20", [], None)
+
+
+JSON_FEED = b"""{
+  "version": "https://jsonfeed.org/version/1.1",
+  "title": "JSON World",
+  "home_page_url": "https://news.example.com/",
+  "language": "en",
+  "items": [
+    {"id": "1", "url": "/a/1", "title": "First &amp; best",
+     "content_html": "<p>Hello <b>world</b></p><script>x()</script>",
+     "summary": "Short", "date_published": "2024-09-10T12:00:00+02:00",
+     "authors": [{"name": "Ann"}, {"name": "Bob"}]},
+    {"id": 2, "external_url": "https://other.example.org/x", "content_text": "Plain text",
+     "date_modified": "2024-09-11T08:00:00Z", "author": {"name": "Cy"}},
+    "not an item"
+  ]
+}"""
+
+
+def test_json_feed_items_become_entries() -> None:
+    feed = parse_feed(JSON_FEED, url=FEED_URL, content_type="application/feed+json")
+
+    assert (feed.title, feed.site_url, feed.language, feed.version) == (
+        "JSON World", "https://news.example.com/", "en", "json1.1",
+    )  # fmt: skip
+    first, second = feed.entries
+    assert first == ParsedEntry(
+        guid="1", link="https://news.example.com/a/1", title="First & best", summary="Short",
+        content="Hello world", author="Ann, Bob",
+        published_at=datetime(2024, 9, 10, 10, 0, tzinfo=UTC), updated_at=None, language="en",
+    )  # fmt: skip
+    assert (second.guid, second.link, second.content, second.author) == (
+        "2", "https://other.example.org/x", "Plain text", "Cy",
+    )  # fmt: skip
+    assert second.published_at == second.updated_at == datetime(2024, 9, 11, 8, 0, tzinfo=UTC)
