@@ -190,6 +190,18 @@ class DueGroup:
     since: datetime
 
 
+def _group(
+    subscriber_id: int, period_key: str, subscriptions: list[Subscription], lookback: timedelta
+) -> DueGroup:
+    return DueGroup(
+        subscriber_id=subscriber_id,
+        period_key=period_key,
+        topic_ids=tuple(sorted(sub.topic_id for sub in subscriptions)),
+        # A digest reaches back to just before the oldest of the subscriptions it serves.
+        since=min(sub.created_at for sub in subscriptions) - lookback,
+    )
+
+
 def due_daily_groups(session: Session, *, now: datetime, lookback: timedelta) -> list[DueGroup]:
     """Subscriptions whose local send time has passed today and whose period is not planned."""
     rows = session.exec(
@@ -208,12 +220,7 @@ def due_daily_groups(session: Session, *, now: datetime, lookback: timedelta) ->
             groups[(subscriber.id or 0, key)].append(subscription)
     planned = _planned_periods(session, {key for _, key in groups})
     return [
-        DueGroup(
-            subscriber_id=subscriber_id,
-            period_key=key,
-            topic_ids=tuple(sorted(sub.topic_id for sub in subs)),
-            since=min(sub.created_at for sub in subs) - lookback,
-        )
+        _group(subscriber_id, key, subs, lookback)
         for (subscriber_id, key), subs in sorted(groups.items())
         if (subscriber_id, key) not in planned
     ]
@@ -244,12 +251,7 @@ def all_subscription_groups(
     for subscription, subscriber in session.exec(statement):
         groups[subscriber.id or 0].append(subscription)
     return [
-        DueGroup(
-            subscriber_id=subscriber_id,
-            period_key=period_key,
-            topic_ids=tuple(sorted(sub.topic_id for sub in subs)),
-            since=min(sub.created_at for sub in subs) - lookback,
-        )
+        _group(subscriber_id, period_key, subs, lookback)
         for subscriber_id, subs in sorted(groups.items())
     ]
 
