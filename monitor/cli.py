@@ -125,7 +125,9 @@ def root(
         stream=sys.stderr,
     )
     if not verbose:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+        # Their INFO lines (every request, every job run, every migration check) drown ours.
+        for noisy in ("httpx", "apscheduler", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         ctx.obj = load_settings(config)
     except ConfigError as exc:

@@ -114,6 +114,7 @@ class Service:
                 "interval",
                 seconds=tick,
                 id=job_id,
+                name=job_id,
                 next_run_time=now + timedelta(seconds=delay),
                 max_instances=1,
                 coalesce=True,
