@@ -10,6 +10,7 @@ The tree::
      |    +-- ParseError          the body is not a feed we can read
      +-- DeliveryError            a digest could not be handed to the mail transport
      |    +-- TemporaryDeliveryError   worth retrying later (4xx, connection refused, timeout)
+     |    |    +-- TransportUnavailableError  the server cannot be reached at all: stop the batch
      |    +-- PermanentDeliveryError   retrying will not help (5xx): the delivery is marked failed
      +-- NotFoundError            a feed, topic or subscriber named by the user does not exist
      +-- UsageError               a command-line value is malformed (a duration, an e-mail address)
@@ -69,6 +70,10 @@ class DeliveryError(MonitorError):
 
 class TemporaryDeliveryError(DeliveryError):
     """A delivery failure that a later attempt may get past."""
+
+
+class TransportUnavailableError(TemporaryDeliveryError):
+    """The mail server cannot be reached or refuses our login: no message of this run can go."""
 
 
 class PermanentDeliveryError(DeliveryError):

@@ -29,7 +29,11 @@ from monitor.delivery.subscriptions import (
     all_subscription_groups,
     due_daily_groups,
 )
-from monitor.errors import PermanentDeliveryError, TemporaryDeliveryError
+from monitor.errors import (
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+    TransportUnavailableError,
+)
 from monitor.models import Delivery, DeliveryStatus
 from monitor.settings import Settings
 
@@ -93,8 +97,15 @@ async def send_due_deliveries(
     with Session(engine) as session:
         ids = due_delivery_ids(session, now=now, subscriber_id=subscriber_id)
     report = SendReport()
-    for delivery_id in ids:
-        await _send_one(engine, settings, transport, env, delivery_id, now=now, report=report)
+    for index, delivery_id in enumerate(ids):
+        try:
+            await _send_one(engine, settings, transport, env, delivery_id, now=now, report=report)
+        except TransportUnavailableError as exc:
+            # Trying each remaining delivery would only wait out the same timeout again.
+            waiting = len(ids) - index - 1
+            if waiting:
+                report.retrying.append(f"{waiting} more waiting for the mail server: {exc}")
+            break
     return report
 
 
@@ -130,6 +141,8 @@ async def _send_one(
         log.warning("digest deferred delivery_id=%s to=%s error=%s", delivery_id, digest.email, exc)
         await asyncio.to_thread(_mark_retry, engine, settings, delivery_id, str(exc), now)
         report.retrying.append(f"{digest.email}: {exc}")
+        if isinstance(exc, TransportUnavailableError):
+            raise
         return
     await asyncio.to_thread(_mark_sent, engine, delivery_id, now)
     log.info(

@@ -16,7 +16,11 @@ from typing import Protocol
 
 import aiosmtplib
 
-from monitor.errors import PermanentDeliveryError, TemporaryDeliveryError
+from monitor.errors import (
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+    TransportUnavailableError,
+)
 from monitor.settings import MailSettings
 
 log = logging.getLogger(__name__)
@@ -82,12 +86,22 @@ class SmtpTransport:
             await client.login(s.smtp_username, s.smtp_password)
         return client
 
+    async def _open(self, where: str) -> aiosmtplib.SMTP:
+        try:
+            return await self._connect()
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            reason = f"{exc.code} {exc.message}"
+            raise TransportUnavailableError(f"mail: {where} refused the login: {reason}") from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise TransportUnavailableError(f"mail: cannot reach {where}: {reason}") from None
+
     async def send(self, message: EmailMessage) -> None:
         """Send ``message``; 4xx answers and network trouble are temporary, 5xx permanent."""
         where = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
+        if self._client is None or not self._client.is_connected:
+            self._client = await self._open(where)
         try:
-            if self._client is None or not self._client.is_connected:
-                self._client = await self._connect()
             await self._client.send_message(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refusals = exc.recipients

@@ -12,9 +12,18 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateSyntaxError,
+)
 
 from monitor.delivery.digest import Digest
+from monitor.errors import ConfigError
 
 MAX_SUBJECT_TOPICS = 3
 
@@ -75,9 +84,21 @@ def render_digest(env: Environment, digest: Digest, *, subject_prefix: str) -> R
     context = {"digest": digest, "subject": subject}
     return RenderedDigest(
         subject=subject,
-        text=env.get_template("digest.txt").render(context),
-        html=env.get_template("digest.html").render(context),
+        text=_render(env, "digest.txt", context),
+        html=_render(env, "digest.html", context),
     )
+
+
+def _render(env: Environment, name: str, context: dict[str, object]) -> str:
+    """Render a template; a broken (overriding) template is a configuration error."""
+    try:
+        return env.get_template(name).render(context)
+    except TemplateSyntaxError as exc:
+        raise ConfigError(
+            exc.filename or name, f"template error: {exc.message}", line=exc.lineno
+        ) from None
+    except TemplateError as exc:
+        raise ConfigError(f"template {name}", f"cannot render: {exc}") from None
 
 
 def build_message(

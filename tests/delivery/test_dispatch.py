@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from monitor.delivery.dispatch import SendReport, preview_digests
 from monitor.delivery.render import build_environment
-from monitor.errors import NotFoundError
+from monitor.errors import ConfigError, NotFoundError
 from monitor.models import (
     Article,
     Delivery,
@@ -28,7 +28,7 @@ from monitor.models import (
 from monitor.operations import open_database, send_digests, sync_config
 from monitor.settings import Settings
 from tests.utils.config import ConfigWriter
-from tests.utils.smtpserver import SmtpServer
+from tests.utils.smtpserver import SmtpServer, running_smtp_server
 
 # Monday 9 September 2024, 04:00 UTC: 06:00 in Berlin, where the subscriber wants 08:00.
 T0 = datetime(2024, 9, 9, 4, 0, tzinfo=UTC)
@@ -242,6 +242,48 @@ def test_one_failed_delivery_does_not_stop_the_others(
     assert len(report.failed) == 1
     assert len(report.sent) == 1
     assert [r.recipients for r in world.smtp.messages] == [report.sent]
+
+
+def test_unreachable_server_stops_the_batch_and_loses_nothing(
+    config: ConfigWriter, start: Callable[[], World]
+) -> None:
+    config.subscribers.append({"email": "bob@example.org", "timezone": "UTC", "topics": [ELECTION]})
+    world = start()
+    world.add_article("Election interference probe opens", {ELECTION: 3.0})
+    world.smtp.stop()
+
+    report = world.send(LATER)
+
+    # One attempt, then the rest wait for the server instead of each timing out in turn.
+    assert report.sent == []
+    assert "cannot reach 127.0.0.1" in report.retrying[0]
+    assert report.retrying[1].startswith("1 more waiting for the mail server")
+    assert sorted(d.attempts for d in world.deliveries()) == [0, 1]
+    assert {d.status for d in world.deliveries()} == {DeliveryStatus.PENDING}
+    waiting = [d.id for d in world.deliveries()]
+
+    with running_smtp_server(world.smtp.port) as revived:
+        later = world.send(LATER + world.settings.mail.max_retry_backoff)
+
+    assert sorted(later.sent) == ["analyst@example.org", "bob@example.org"]
+    assert {d.status for d in world.deliveries() if d.id in waiting} == {DeliveryStatus.SENT}
+    assert sorted(r.recipients[0] for r in revived.messages) == later.sent
+
+
+def test_broken_template_override_is_a_config_error_and_sends_nothing(
+    config: ConfigWriter, world: World
+) -> None:
+    world.add_article("Election interference probe opens", {ELECTION: 3.0})
+    templates = config.directory / "templates"
+    templates.mkdir()
+    (templates / "digest.html").write_text("<p>{{ digest.email }</p>\n")
+
+    with pytest.raises(ConfigError, match=r"digest.html:1: template error: unexpected '}'"):
+        world.send(LATER)
+
+    assert world.smtp.messages == []
+    [delivery] = world.deliveries()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 0)
 
 
 def test_period_without_new_matches_is_recorded_empty_and_sends_nothing(world: World) -> None:

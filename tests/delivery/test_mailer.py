@@ -12,7 +12,11 @@ from typing import Any
 import pytest
 
 from monitor.delivery.mailer import FileTransport, SmtpTransport, retry_at
-from monitor.errors import PermanentDeliveryError, TemporaryDeliveryError
+from monitor.errors import (
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+    TransportUnavailableError,
+)
 from monitor.settings import MailSettings
 from tests.utils.smtpserver import SmtpServer, free_port
 
@@ -157,10 +161,10 @@ def test_smtp_refused_recipient(
     assert [r.message["Message-ID"] for r in smtp_server.messages] == ["<digest.0002@example.net>"]
 
 
-def test_smtp_closed_port_is_temporary() -> None:
+def test_smtp_closed_port_is_temporary_and_stops_the_batch() -> None:
     port = free_port()
 
-    with pytest.raises(TemporaryDeliveryError, match=f"127.0.0.1:{port}"):
+    with pytest.raises(TransportUnavailableError, match=f"cannot reach 127.0.0.1:{port}"):
         send(port, message())
 
 

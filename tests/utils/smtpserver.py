@@ -61,6 +61,7 @@ class SmtpServer:
         self.handler = RecordingHandler()
         self.port = port or free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.running = False
 
     @property
     def messages(self) -> list[Received]:
@@ -68,9 +69,13 @@ class SmtpServer:
 
     def start(self) -> None:
         self.controller.start()
+        self.running = True
 
     def stop(self) -> None:
-        self.controller.stop()
+        """Stop listening (once; stopping again does nothing)."""
+        if self.running:
+            self.controller.stop()
+            self.running = False
 
 
 @contextmanager
