@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,11 +15,9 @@ from monitor.delivery.dispatch import SendReport, preview_digests
 from monitor.delivery.render import build_environment
 from monitor.errors import ConfigError, NotFoundError
 from monitor.models import (
-    Article,
     Delivery,
     DeliveryItem,
     DeliveryStatus,
-    Feed,
     Match,
     Topic,
     table_names,
@@ -28,6 +25,7 @@ from monitor.models import (
 from monitor.operations import open_database, send_digests, sync_config
 from monitor.settings import Settings
 from tests.utils.config import ConfigWriter
+from tests.utils.factories import add_article
 from tests.utils.smtpserver import SmtpServer, running_smtp_server
 
 # Monday 9 September 2024, 04:00 UTC: 06:00 in Berlin, where the subscriber wants 08:00.
@@ -53,23 +51,9 @@ class World:
     def add_article(self, title: str, scores: dict[str, float], *, seen: datetime = SEEN) -> int:
         """An article first seen at ``seen``, matched by topics with the given scores."""
         with Session(self.engine) as session, session.begin():
-            feed = session.exec(select(Feed)).first()
-            if feed is None:
-                feed = Feed(url="https://news.example.com/feed.xml", title="Example News")
-                session.add(feed)
-                session.flush()
-            digest = hashlib.sha256(title.encode()).hexdigest()
-            article = Article(
-                key_hash=digest,
-                url=f"https://news.example.com/{digest[:10]}",
-                feed_id=feed.id or 0,
-                title=title,
-                summary="What happened, in a sentence.",
-                first_seen_at=seen,
-                content_hash=digest,
+            article = add_article(
+                session, title, seen=seen, summary="What happened, in a sentence."
             )
-            session.add(article)
-            session.flush()
             for slug, score in scores.items():
                 session.add(
                     Match(

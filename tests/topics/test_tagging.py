@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from monitor.models import Article, Feed, Match, Topic
+from monitor.models import Article, Match, Topic
 from monitor.topics.tagging import load_matcher, save_matches, tag_articles
+from tests.utils import factories
 
 NOW = datetime(2024, 9, 9, 6, 0, tzinfo=UTC)
 
@@ -27,25 +27,7 @@ def add_topic(session: Session, slug: str, keywords: list[str], *, enabled: bool
 
 
 def add_article(session: Session, title: str, *, summary: str = "", content: str = "") -> Article:
-    feed = session.exec(select(Feed)).first()
-    if feed is None:
-        feed = Feed(url="https://news.example.com/feed.xml", title="Example News")
-        session.add(feed)
-        session.flush()
-    digest = hashlib.sha256(title.encode()).hexdigest()
-    article = Article(
-        key_hash=digest,
-        url=f"https://news.example.com/{digest[:8]}",
-        feed_id=feed.id or 0,
-        title=title,
-        summary=summary,
-        content=content,
-        first_seen_at=NOW,
-        content_hash=digest,
-    )
-    session.add(article)
-    session.flush()
-    return article
+    return factories.add_article(session, title, seen=NOW, summary=summary, content=content)
 
 
 def test_load_matcher_uses_only_enabled_topics(engine: Engine) -> None:
