@@ -30,6 +30,7 @@ from monitor.ingest.refresh import RefreshResult, RefreshStatus
 from monitor.ingest.store import list_articles
 from monitor.models import utcnow
 from monitor.operations import open_database, poll_feeds, send_digests, sync_config
+from monitor.service import run_service
 from monitor.settings import Settings, load_settings, parse_duration
 from monitor.sources.feeds import add_feed, import_feeds, list_feeds
 from monitor.sources.opml import OpmlFeed, read_opml, write_opml
@@ -164,20 +165,13 @@ def init(ctx: typer.Context) -> None:
         f"subscriptions  {subs.subscribers_added} new subscribers, "
         f"{subs.subscriptions_added} added, {subs.subscriptions_removed} removed"
     )
-    transport = (
-        "smtp " + settings.mail.smtp_host
-        if settings.mail.uses_smtp()
-        else (f"files in {settings.mail.outbox_dir}/")
-    )
-    say(f"mail      {transport}")
+    say(f"mail      {_mail_route(settings)}")
 
 
 @app.command()
 @user_errors
 def run(ctx: typer.Context) -> None:
     """Run the service: poll due feeds and send due digests until SIGINT or SIGTERM."""
-    from monitor.service import run_service
-
     logging.getLogger().setLevel(logging.INFO)
     settings = _settings(ctx)
     engine = _prepare(ctx)
@@ -399,13 +393,8 @@ def digest_send(
             say("nothing new to send")
         return
     report = asyncio.run(send_digests(engine, settings, scheduled=False, email=email))
-    via = (
-        f"SMTP {settings.mail.smtp_host}"
-        if settings.mail.uses_smtp()
-        else str(settings.mail.outbox_dir)
-    )
     for address in report.sent:
-        say(f"sent to {address} via {via}")
+        say(f"sent to {address} via {_mail_route(settings)}")
     for line in report.retrying:
         tell("will retry", "yellow", line)
     for line in report.failed:
@@ -414,6 +403,11 @@ def digest_send(
         say("nothing new to send")
     if report.failed or report.retrying:
         raise typer.Exit(1)
+
+
+def _mail_route(settings: Settings) -> str:
+    mail = settings.mail
+    return f"SMTP {mail.smtp_host}:{mail.smtp_port}" if mail.uses_smtp() else str(mail.outbox_dir)
 
 
 def _when(value: Any) -> str:
