@@ -122,13 +122,33 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade_database(engine: Engine) -> str:
     """Run the Alembic migrations up to head, once even when several processes start together."""
     check_connection(engine)
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
-            )
-        command.upgrade(_alembic_config(connection), "head")
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite rebuilds a table to alter it, and dropping a table that other rows refer to
+            # fails while foreign keys are enforced; the pragma only takes effect outside a
+            # transaction (https://www.sqlite.org/lang_altertable.html#otheralter).
+            _sqlite_foreign_keys(connection, on=False)
+        try:
+            with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                    )
+                command.upgrade(_alembic_config(connection), "head")
+                if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise DatabaseError("database: a migration left rows with broken references")
+        finally:
+            if sqlite:
+                _sqlite_foreign_keys(connection, on=True)
     return head_revision()
+
+
+def _sqlite_foreign_keys(connection: Connection, *, on: bool) -> None:
+    # Straight to the driver: through SQLAlchemy the statement would open a transaction first.
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
 
 
 def require_current_schema(engine: Engine) -> None:

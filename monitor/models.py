@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import JSON, Column, Dialect, Index, String, Text, UniqueConstraint
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -104,28 +105,52 @@ class Sighting(SQLModel, table=True):
     last_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class TopicPriority(StrEnum):
+    """How urgently a topic's matches should reach people."""
+
+    NORMAL = "normal"
+    HIGH = "high"
+
+
 class Topic(SQLModel, table=True):
-    """A watched topic. ``version`` grows whenever what it matches changes."""
+    """A watched topic. ``version`` grows whenever its query changes.
+
+    ``tagged_version`` is the version stored articles were last retagged with; while it lags
+    behind ``version`` a retag is due. ``source_hash`` is the hash of the topics.yaml entry last
+    applied, so an edit made from the command line survives until the file entry changes.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(max_length=100, unique=True)
     name: str = Field(sa_type=Text)
     description: str = Field(default="", sa_type=Text)
-    keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    query: str = Field(sa_type=Text)
+    priority: TopicPriority = Field(default=TopicPriority.NORMAL, sa_type=String(16))
     enabled: bool = True
     version: int = 1
+    tagged_version: int = 0
+    source_hash: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class Match(SQLModel, table=True):
-    """An article matched by a topic, with the words that matched."""
+    """An article matched by a topic: the words, where they are, and a snippet around them.
+
+    ``spans`` are ``[field, start, end]`` character ranges of the article's title or text;
+    ``snippet_spans`` are ``[start, end]`` ranges of ``snippet`` to highlight.
+    """
 
     article_id: int = Field(foreign_key="article.id", primary_key=True)
     topic_id: int = Field(foreign_key="topic.id", primary_key=True, index=True)
     topic_version: int
     score: float
     terms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    spans: list[list[Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    snippet: str = Field(default="", sa_type=Text)
+    snippet_spans: list[list[int]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
     matched_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
 
 

@@ -39,8 +39,14 @@ from monitor.sources.feeds import (
 )
 from monitor.sources.fetch import build_client
 from monitor.sources.opml import read_opml
-from monitor.topics.catalog import TopicSync, list_topics, read_topics_file, sync_topics
-from monitor.topics.tagging import load_matcher
+from monitor.topics.catalog import (
+    TopicSync,
+    get_topic,
+    list_topics,
+    read_topics_file,
+    sync_topics,
+)
+from monitor.topics.tagging import load_matcher, retag_topic, topics_to_retag
 
 
 def open_database(settings: Settings) -> Engine:
@@ -165,3 +171,21 @@ async def send_digests(
         return await send_due_deliveries(
             engine, settings, transport, env, now=now, subscriber_id=subscriber_id
         )
+
+
+def retag_pending_topics(engine: Engine, settings: Settings, *, now: datetime) -> dict[str, int]:
+    """Retag stored articles of the recent window for every topic whose query changed.
+
+    Each topic is retagged in its own transaction; returns matches per retagged topic slug.
+    """
+    since = now - settings.topics.retag_window
+    with Session(engine) as session:
+        pending = [topic.slug for topic in topics_to_retag(session)]
+    done: dict[str, int] = {}
+    for slug in pending:
+        with Session(engine) as session, session.begin():
+            topic = get_topic(session, slug)
+            if topic is None or topic.tagged_version == topic.version:
+                continue  # another process got there first
+            done[slug] = retag_topic(session, topic, since=since, now=now)
+    return done

@@ -15,7 +15,13 @@ from sqlalchemy import Engine
 
 from monitor.errors import MonitorError
 from monitor.models import utcnow
-from monitor.operations import config_paths, poll_feeds, send_digests, sync_config
+from monitor.operations import (
+    config_paths,
+    poll_feeds,
+    retag_pending_topics,
+    send_digests,
+    sync_config,
+)
 from monitor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,6 +79,14 @@ class Service:
                 len(report.failed),
             )
 
+    async def retag_tick(self) -> None:
+        """Retag the recent articles of topics whose query changed, off the event loop."""
+        done = await asyncio.to_thread(
+            retag_pending_topics, self.engine, self.settings, now=utcnow()
+        )
+        for slug, matched in done.items():
+            log.info("topic retagged topic=%s matches=%d", slug, matched)
+
     def _reload_config(self) -> None:
         try:
             sync_config(self.engine, self.settings, now=utcnow())
@@ -107,6 +121,7 @@ class Service:
         scheduler = AsyncIOScheduler(timezone=UTC)
         for job_id, job, delay in (
             ("poll", self.poll_tick, 0.0),
+            ("retag", self.retag_tick, min(2.0, tick / 4)),
             ("digests", self.digest_tick, min(5.0, tick / 2)),
         ):
             scheduler.add_job(

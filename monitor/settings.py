@@ -106,6 +106,12 @@ class DigestSettings(_Section):
     subject_prefix: str = "[monitor]"
 
 
+class TopicsSettings(_Section):
+    """How topics are applied to stored articles."""
+
+    retag_window: Duration = timedelta(days=30)
+
+
 class FilesSettings(_Section):
     """Companion configuration files, relative to the directory of ``monitor.toml``."""
 
@@ -130,6 +136,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = ScheduleSettings()
     mail: MailSettings = MailSettings()
     digest: DigestSettings = DigestSettings()
+    topics: TopicsSettings = TopicsSettings()
     files: FilesSettings = FilesSettings()
     _config_dir: Path = PrivateAttr(default=Path("config"))
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import StatementError
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, select
 
 from monitor.db import (
+    MIGRATIONS_DIR,
     create_db_engine,
     current_revision,
     head_revision,
@@ -22,7 +26,20 @@ from monitor.db import (
     upgrade_database,
 )
 from monitor.errors import DatabaseError
-from monitor.models import Feed, table_names
+from monitor.models import (
+    Article,
+    Feed,
+    Match,
+    Subscriber,
+    Subscription,
+    Topic,
+    TopicPriority,
+    UTCDateTime,
+    table_names,
+)
+from monitor.topics.matcher import ArticleView
+from monitor.topics.query import keywords_query
+from monitor.topics.tagging import load_matcher, topics_to_retag
 
 
 def test_migrations_create_exactly_the_models(engine: Engine) -> None:
@@ -113,3 +130,113 @@ def test_unreachable_database_names_the_url_without_password() -> None:
     with pytest.raises(DatabaseError, match=r"cannot connect to .*127\.0\.0\.1:1") as caught:
         upgrade_database(engine)
     assert "s3cret" not in str(caught.value)
+
+
+# --- 0002: topics as queries ---------------------------------------------------------------
+
+T0 = datetime(2024, 9, 6, 8, 0, tzinfo=UTC)
+
+
+def _migrate_to(engine: Engine, revision: str) -> None:
+    """Run the migrations up to ``revision`` on one connection, as monitor.db does."""
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+# The topic table as revision 0001 made it: keywords, no query.
+TOPIC_0001 = sa.table(
+    "topic",
+    sa.column("id", sa.Integer()),
+    sa.column("slug", sa.String()),
+    sa.column("name", sa.Text()),
+    sa.column("description", sa.Text()),
+    sa.column("keywords", sa.JSON()),
+    sa.column("enabled", sa.Boolean()),
+    sa.column("version", sa.Integer()),
+    sa.column("created_at", UTCDateTime()),
+    sa.column("updated_at", UTCDateTime()),
+)
+MATCH_0001 = sa.table(
+    "match",
+    sa.column("article_id", sa.Integer()),
+    sa.column("topic_id", sa.Integer()),
+    sa.column("topic_version", sa.Integer()),
+    sa.column("score", sa.Float()),
+    sa.column("terms", sa.JSON()),
+    sa.column("matched_at", UTCDateTime()),
+)
+KEYWORD_TOPICS = [
+    (1, "votes", ["election interference", "meddl* in the election", "Kremlin"], 3, True),
+    (2, "banks", ["central bank"], 1, False),
+]
+
+
+def _rows_at_0001(connection: sa.Connection) -> None:
+    """Keyword topics at revision 0001, with a match and a subscription referring to one."""
+    for topic_id, slug, keywords, version, enabled in KEYWORD_TOPICS:
+        connection.execute(
+            TOPIC_0001.insert().values(
+                id=topic_id, slug=slug, name=slug.title(), description="", keywords=keywords,
+                enabled=enabled, version=version, created_at=T0, updated_at=T0,
+            )
+        )  # fmt: skip
+    # Feeds, articles and subscriptions have not changed since 0001: the models can write them.
+    with Session(connection) as session:
+        session.add(Feed(id=1, url="https://x.example/feed", next_check_at=T0, created_at=T0))
+        session.add(Subscriber(id=1, email="a@example.org", created_at=T0))
+        session.flush()
+        session.add(Subscription(id=1, subscriber_id=1, topic_id=1, created_at=T0))
+        session.add(
+            Article(
+                id=1, key_hash="k", feed_id=1, title="Kremlin denies election interference",
+                first_seen_at=T0, content_hash="h",
+            )
+        )  # fmt: skip
+        session.flush()
+    connection.execute(
+        MATCH_0001.insert().values(
+            article_id=1, topic_id=1, topic_version=3, score=4.0,
+            terms=["election interference"], matched_at=T0,
+        )
+    )  # fmt: skip
+
+
+def test_0002_turns_stored_keyword_topics_into_queries(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    _migrate_to(engine, "0001")
+    assert current_revision(engine) == "0001"
+    with engine.begin() as connection:
+        _rows_at_0001(connection)
+
+    upgrade_database(engine)
+
+    assert current_revision(engine) == head_revision()
+    with Session(engine) as session:
+        stored = {t.slug: t for t in session.exec(select(Topic)).all()}
+        match = session.exec(select(Match)).one()
+        pending = topics_to_retag(session)
+        hits = load_matcher(session).match(
+            ArticleView(title="Kremlin denies election interference", text="")
+        )
+    votes, banks = stored["votes"], stored["banks"]
+    assert votes.query == '"election interference" OR "meddl* in the election" OR Kremlin'
+    assert votes.query == keywords_query(KEYWORD_TOPICS[0][2])
+    assert banks.query == '"central bank"'
+    # The stored matches came from these very keywords: nothing is due for a retag.
+    assert (votes.version, votes.tagged_version) == (3, 3)
+    assert (banks.version, banks.tagged_version, banks.enabled) == (1, 1, False)
+    assert (votes.priority, votes.source_hash) == (TopicPriority.NORMAL, None)
+    assert pending == []
+    assert (match.topic_version, match.terms) == (3, ["election interference"])
+    assert (match.spans, match.snippet, match.snippet_spans) == ([], "", [])
+    assert [(hit.slug, hit.version) for hit in hits] == [("votes", 3)]
+    with Session(engine) as session:
+        assert session.exec(select(Subscription.topic_id)).all() == [votes.id]
+    if engine.dialect.name == "sqlite":
+        # Turned off for the table rebuilds only.
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()

@@ -1,14 +1,12 @@
-"""Text folding shared by article keys and topic matching."""
+"""Text folding and word splitting shared by article keys, topic queries and matching."""
 
 from __future__ import annotations
-
-import unicodedata
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.text import fold
+from monitor.text import DIACRITICS, fold, split_words
 
 
 @pytest.mark.parametrize(
@@ -16,21 +14,67 @@ from monitor.text import fold
     [
         ("Election", "election"),
         ("ÉLECTION", "election"),
+        ("E\u0301lection", "election"),  # decomposed (NFD) input folds like composed
         ("Müller straße", "muller strasse"),
         ("São Paulo", "sao paulo"),
         ("ﬁnance", "finance"),  # a compatibility ligature
         ("Ｔｏｋｙｏ", "tokyo"),  # full-width letters
         ("Москва́", "москва"),  # a stress mark on Cyrillic
+        ("Мой Ўзбек їжак", "мой ўзбек їжак"),  # short i, short u, yi: letters of their own
+        ("ёлка", "елка"),  # yo is commonly written ye: folded together
+        ("ЁЛКА", "елка"),  # Cyrillic diaeresis
+        ("Αθήνα", "αθηνα"),  # Greek tonos
+        ("ΟΔΟΣ", "οδοσ"),  # capital sigma ...
+        ("οδος", "οδοσ"),  # ... and final sigma fold alike
+        ("İstanbul", "istanbul"),
+        # The Devanagari virama is part of the spelling and is kept.
+        ("हिन्दी", "हिन्दी"),
         ("Russia’s", "russia’s"),  # punctuation is left to the word splitter
         ("plain ascii 123", "plain ascii 123"),
+        ("", ""),
     ],
 )
 def test_fold(text: str, expected: str) -> None:
     assert fold(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Election interference", ["Election", "interference"]),
+        ("U.S. sanctions", ["U", "S", "sanctions"]),
+        ("e-mail", ["e", "mail"]),
+        ("Russia’s envoy", ["Russia", "s", "envoy"]),
+        ("Russia's envoy", ["Russia", "s", "envoy"]),
+        ("“quoted”", ["quoted"]),
+        ("snake_case", ["snake", "case"]),  # "_" separates words, as in SQLite FTS5
+        ("2024-11-05", ["2024", "11", "05"]),
+        ("Выборы в Москве", ["Выборы", "в", "Москве"]),
+        ("Εκλογές στην Αθήνα", ["Εκλογές", "στην", "Αθήνα"]),
+        ("  \n\t ", []),
+        ("", []),
+    ],
+)
+def test_split_words(text: str, expected: list[str]) -> None:
+    assert split_words(text) == expected
+
+
 @given(st.text())
-def test_fold_leaves_no_combining_marks_and_is_idempotent(text: str) -> None:
+def test_fold_leaves_no_listed_diacritics_and_is_idempotent(text: str) -> None:
     folded = fold(text)
-    assert not any(unicodedata.combining(char) for char in folded)
+    assert DIACRITICS.search(folded) is None
     assert fold(folded) == folded
+
+
+@given(st.text(st.characters(codec="ascii")))
+def test_fold_of_ascii_is_lower_case(text: str) -> None:
+    assert fold(text) == text.lower()
+
+
+@given(st.text())
+def test_split_words_of_folded_text_are_folded_words(text: str) -> None:
+    for word in split_words(fold(text)):
+        assert word
+        assert "_" not in word
+        assert split_words(word) == [word]
+        assert fold(word) == word

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -129,7 +130,7 @@ def due_delivery_ids(
 
 @dataclass(frozen=True, slots=True)
 class DigestArticle:
-    """One article as a digest shows it."""
+    """One article as a digest shows it; ``*_highlights`` are character ranges to mark."""
 
     title: str
     url: str
@@ -138,6 +139,35 @@ class DigestArticle:
     first_seen_at: datetime
     excerpt: str
     terms: tuple[str, ...]
+    title_highlights: tuple[tuple[int, int], ...] = ()
+    excerpt_highlights: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def title_segments(self) -> list[tuple[str, bool]]:
+        """The title as (text, highlighted) pieces, for templates that escape each piece."""
+        return segments(self.title, self.title_highlights)
+
+    @property
+    def excerpt_segments(self) -> list[tuple[str, bool]]:
+        """The excerpt as (text, highlighted) pieces."""
+        return segments(self.excerpt, self.excerpt_highlights)
+
+
+def segments(text: str, highlights: Sequence[Sequence[int]]) -> list[tuple[str, bool]]:
+    """Split ``text`` into plain and highlighted pieces; overlapping ranges are merged."""
+    pieces: list[tuple[str, bool]] = []
+    position = 0
+    for start, end in sorted((int(s), int(e)) for s, e in highlights):
+        start, end = max(start, position), min(end, len(text))
+        if start >= end:
+            continue
+        if start > position:
+            pieces.append((text[position:start], False))
+        pieces.append((text[start:end], True))
+        position = end
+    if position < len(text):
+        pieces.append((text[position:], False))
+    return pieces
 
 
 @dataclass(slots=True)
@@ -192,26 +222,28 @@ def load_digest(
         .join(DeliveryItem, col(DeliveryItem.article_id) == Article.id)
         .join(Topic, col(Topic.id) == DeliveryItem.topic_id)
         .join(Feed, col(Feed.id) == Article.feed_id)
+        # Outer: a retag after planning may have dropped the match; the article still goes.
         .join(
             Match,
             (col(Match.article_id) == DeliveryItem.article_id)
             & (col(Match.topic_id) == DeliveryItem.topic_id),
+            isouter=True,
         )
         .where(DeliveryItem.delivery_id == delivery_id)
         .order_by(col(Topic.name), col(Article.first_seen_at).desc(), col(Article.id).desc())
     ).all()
     sections: dict[int, DigestSection] = {}
     shown = 0
-    per_topic: dict[int, list[tuple[Article, Feed, Match]]] = defaultdict(list)
+    per_topic: dict[int, list[tuple[Article, Feed, Match | None]]] = defaultdict(list)
     for article, topic, feed, match in rows:
         sections.setdefault(topic.id or 0, DigestSection(topic.slug, topic.name))
         per_topic[topic.id or 0].append((article, feed, match))
     for topic_id, section in sections.items():
-        for article, feed, match in per_topic[topic_id]:
+        for article, feed, found in per_topic[topic_id]:
             if shown >= max_articles:
                 section.more += 1
                 continue
-            section.articles.append(_digest_article(article, feed, match, excerpt_chars))
+            section.articles.append(_digest_article(article, feed, found, excerpt_chars))
             shown += 1
     return Digest(
         delivery_id=delivery_id,
@@ -225,14 +257,22 @@ def load_digest(
 
 
 def _digest_article(
-    article: Article, feed: Feed, match: Match, excerpt_chars: int
+    article: Article, feed: Feed, match: Match | None, excerpt_chars: int
 ) -> DigestArticle:
+    if match is None:
+        match = Match(article_id=article.id or 0, topic_id=0, topic_version=0, score=0.0)
+    # The matcher's snippet sits around the matched words; older matches have none.
+    text = match.snippet or excerpt(article.summary or article.content, excerpt_chars)
     return DigestArticle(
         title=article.title or "(untitled)",
         url=article.url,
         outlet=feed.title or urlsplit(feed.url).hostname or feed.url,
         published_at=article.published_at,
         first_seen_at=article.first_seen_at,
-        excerpt=excerpt(article.summary or article.content, excerpt_chars),
+        excerpt=text,
         terms=tuple(match.terms),
+        title_highlights=tuple(
+            (int(start), int(end)) for field, start, end in match.spans if field == "title"
+        ),
+        excerpt_highlights=tuple((s, e) for s, e in match.snippet_spans) if match.snippet else (),
     )

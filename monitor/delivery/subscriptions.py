@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from monitor.configfile import read_yaml_config
 from monitor.errors import UsageError
@@ -191,15 +191,35 @@ class DueGroup:
 
 
 def _group(
-    subscriber_id: int, period_key: str, subscriptions: list[Subscription], lookback: timedelta
+    subscriber_id: int,
+    period_key: str,
+    subscriptions: list[Subscription],
+    lookback: timedelta,
+    last_planned: datetime | None,
 ) -> DueGroup:
+    # A digest covers what was first seen since the previous one (or since subscribing), and
+    # ``lookback`` before that: an article matched late, say by a retag after a query edit,
+    # still arrives if it is recent, while a month of newly matched archive does not.
+    start = min(sub.created_at for sub in subscriptions)
+    if last_planned is not None:
+        start = max(start, last_planned)
     return DueGroup(
         subscriber_id=subscriber_id,
         period_key=period_key,
         topic_ids=tuple(sorted(sub.topic_id for sub in subscriptions)),
-        # A digest reaches back to just before the oldest of the subscriptions it serves.
-        since=min(sub.created_at for sub in subscriptions) - lookback,
+        since=start - lookback,
     )
+
+
+def _last_planned(session: Session, subscriber_ids: set[int]) -> dict[int, datetime]:
+    """When each subscriber's latest delivery was planned."""
+    rows = session.exec(
+        select(Delivery.subscriber_id, func.max(Delivery.created_at))
+        .where(col(Delivery.subscriber_id).in_(subscriber_ids))
+        .group_by(col(Delivery.subscriber_id))
+    ).all()
+    # max() keeps its argument's type, so the times come back as aware UTC datetimes.
+    return dict(rows)
 
 
 def due_daily_groups(session: Session, *, now: datetime, lookback: timedelta) -> list[DueGroup]:
@@ -219,8 +239,9 @@ def due_daily_groups(session: Session, *, now: datetime, lookback: timedelta) ->
             key = f"daily:{local_day.isoformat()}@{subscription.send_time}"
             groups[(subscriber.id or 0, key)].append(subscription)
     planned = _planned_periods(session, {key for _, key in groups})
+    last = _last_planned(session, {subscriber_id for subscriber_id, _ in groups})
     return [
-        _group(subscriber_id, key, subs, lookback)
+        _group(subscriber_id, key, subs, lookback, last.get(subscriber_id))
         for (subscriber_id, key), subs in sorted(groups.items())
         if (subscriber_id, key) not in planned
     ]
@@ -250,8 +271,9 @@ def all_subscription_groups(
     groups: dict[int, list[Subscription]] = defaultdict(list)
     for subscription, subscriber in session.exec(statement):
         groups[subscriber.id or 0].append(subscription)
+    last = _last_planned(session, set(groups))
     return [
-        _group(subscriber_id, period_key, subs, lookback)
+        _group(subscriber_id, period_key, subs, lookback, last.get(subscriber_id))
         for subscriber_id, subs in sorted(groups.items())
     ]
 

@@ -101,7 +101,10 @@ def _ingest(
 ) -> RefreshResult:
     with Session(ctx.engine) as session, session.begin():
         articles = save_new_articles(session, feed_id=feed.id, entries=parsed.entries, now=now)
-        matches = save_matches(session, tag_articles(ctx.matcher, articles), now=now)
+        tags = tag_articles(
+            ctx.matcher, articles, feed_title=parsed.title or feed.title, feed_url=feed.url
+        )
+        matches = save_matches(session, tags, now=now)
         outcome = CheckOutcome(
             etag=fetched.etag,
             last_modified=fetched.last_modified,

@@ -1,12 +1,14 @@
-"""Topic definitions: read ``topics.yaml``, keep the topic table in step with it, list topics."""
+"""Topic definitions: ``topics.yaml``, keeping the topic table in step with it, and edits."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -15,45 +17,95 @@ from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from sqlmodel import Session, col, select
 
 from monitor.configfile import read_yaml_config
-from monitor.models import Topic
-from monitor.topics.matcher import parse_keyword
+from monitor.errors import NotFoundError, UsageError
+from monitor.models import Topic, TopicPriority
+from monitor.topics.query import QuerySyntaxError, keywords_query, parse_query
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 # Validation context key: the slugs seen so far in one file, so a repeat is reported at its line.
 _SEEN_SLUGS = "seen_slugs"
 
 
-def _check_keyword(keyword: str) -> str:
-    return parse_keyword(keyword).text
+def check_slug(slug: str) -> str:
+    """``slug`` if it is lower-case letters, digits and hyphens."""
+    if not _SLUG.match(slug):
+        raise UsageError(
+            f"bad topic slug {slug!r}: use lower-case letters, digits and hyphens, "
+            "as election-interference"
+        )
+    return slug
+
+
+def check_query(query: str) -> str:
+    """``query`` stripped, if it parses; raise QuerySyntaxError otherwise."""
+    parse_query(query)
+    return query.strip()
+
+
+def _valid_query(query: str) -> str:
+    try:
+        return check_query(query)
+    except QuerySyntaxError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _valid_keyword(keyword: str) -> str:
+    _valid_query(keywords_query([keyword]))
+    return keyword.strip()
 
 
 class TopicSpec(BaseModel):
-    """One topic as written in ``topics.yaml``."""
+    """One topic as written in ``topics.yaml``: a ``query``, or a list of ``keywords``."""
 
     model_config = ConfigDict(extra="forbid")
 
     slug: str
     name: str = Field(min_length=1)
     description: str = ""
+    query: Annotated[str, AfterValidator(_valid_query)] | None = None
     # Checked one by one, so an error's location (and so its line) is the bad keyword's own.
-    keywords: list[Annotated[str, AfterValidator(_check_keyword)]] = Field(min_length=1)
+    keywords: list[Annotated[str, AfterValidator(_valid_keyword)]] | None = Field(
+        default=None, min_length=1
+    )
+    priority: TopicPriority = TopicPriority.NORMAL
     enabled: bool = True
 
     @field_validator("slug")
     @classmethod
     def _check_slug(cls, slug: str, info: ValidationInfo) -> str:
-        if not _SLUG.match(slug):
-            raise ValueError("use lower-case letters, digits and hyphens, as election-interference")
+        try:
+            check_slug(slug)
+        except UsageError:
+            raise ValueError(
+                "use lower-case letters, digits and hyphens, as election-interference"
+            ) from None
         seen = (info.context or {}).get(_SEEN_SLUGS)
         if seen is not None:
             if slug in seen:
                 raise ValueError(f"topic {slug!r} is defined twice")
             seen.add(slug)
         return slug
+
+    @model_validator(mode="after")
+    def _query_or_keywords(self) -> TopicSpec:
+        if (self.query is None) == (self.keywords is None):
+            raise ValueError("give either query or keywords (a list, matched if any occurs)")
+        return self
+
+    @property
+    def effective_query(self) -> str:
+        """The query, written out from the keywords when the topic lists keywords."""
+        return self.query if self.query is not None else keywords_query(self.keywords or [])
+
+    def source_hash(self) -> str:
+        """A fingerprint of this entry, to notice when the file entry itself changed."""
+        fields = [self.name, self.description, self.effective_query, self.priority, self.enabled]
+        return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
 class TopicsFile(BaseModel):
@@ -81,39 +133,76 @@ class TopicSync:
 
 
 def sync_topics(session: Session, specs: list[TopicSpec], *, now: datetime) -> TopicSync:
-    """Create or update the topics in ``specs``; a changed keyword list bumps the version.
+    """Create the topics in ``specs`` and apply the entries that changed since last time.
 
-    Topics missing from ``specs`` are left alone: they may have been created elsewhere.
+    An entry is applied only when it differs from the one applied before, so an edit made with
+    ``monitor topics edit`` stays until the file entry itself changes. Topics missing from
+    ``specs`` are left alone: they may have been created elsewhere.
     """
     existing = {topic.slug: topic for topic in session.exec(select(Topic)).all()}
     added, updated, unchanged = [], [], []
     for spec in specs:
         topic = existing.get(spec.slug)
+        fingerprint = spec.source_hash()
         if topic is None:
-            session.add(Topic(**spec.model_dump(), created_at=now, updated_at=now))
+            topic = Topic(slug=spec.slug, name=spec.name, query=spec.effective_query,
+                          created_at=now, updated_at=now)  # fmt: skip
             added.append(spec.slug)
-            continue
-        changed = _apply(topic, spec)
-        if changed:
-            if topic.keywords != spec.keywords:
-                topic.version += 1
-            topic.keywords = list(spec.keywords)
-            topic.updated_at = now
-            session.add(topic)
-            updated.append(spec.slug)
-        else:
+        elif topic.source_hash == fingerprint:
             unchanged.append(spec.slug)
+            continue
+        else:
+            updated.append(spec.slug)
+        apply_changes(
+            topic, name=spec.name, description=spec.description, query=spec.effective_query,
+            priority=spec.priority, enabled=spec.enabled, now=now,
+        )  # fmt: skip
+        topic.source_hash = fingerprint
+        session.add(topic)
     session.flush()
     return TopicSync(added, updated, unchanged)
 
 
-def _apply(topic: Topic, spec: TopicSpec) -> bool:
-    changed = topic.keywords != spec.keywords
-    for name in ("name", "description", "enabled"):
-        if getattr(topic, name) != getattr(spec, name):
-            setattr(topic, name, getattr(spec, name))
-            changed = True
+def apply_changes(topic: Topic, *, now: datetime, **changes: Any) -> bool:
+    """Set the given fields; a new query bumps the version (and so a retag). True if changed."""
+    changed = False
+    for name, value in changes.items():
+        if value is None or getattr(topic, name) == value:
+            continue
+        if name == "query":
+            # Only a different meaning is a new version, not new spacing or capitals.
+            if parse_query(value) == parse_query(topic.query):
+                topic.query = value
+                continue
+            if topic.id is not None:
+                topic.version += 1
+        setattr(topic, name, value)
+        changed = True
+    if changed:
+        topic.updated_at = now
     return changed
+
+
+def create_topic(
+    session: Session,
+    *,
+    slug: str,
+    name: str,
+    query: str,
+    description: str = "",
+    priority: TopicPriority = TopicPriority.NORMAL,
+    now: datetime,
+) -> Topic:
+    """Add a topic after checking its slug and query; it is retagged over the recent window."""
+    check_slug(slug)
+    check_query(query)
+    if get_topic(session, slug) is not None:
+        raise UsageError(f"topic {slug!r} exists already (use `monitor topics edit`)")
+    topic = Topic(slug=slug, name=name or slug, description=description, query=query.strip(),
+                  priority=priority, created_at=now, updated_at=now)  # fmt: skip
+    session.add(topic)
+    session.flush()
+    return topic
 
 
 def list_topics(session: Session) -> list[Topic]:
@@ -124,3 +213,11 @@ def list_topics(session: Session) -> list[Topic]:
 def get_topic(session: Session, slug: str) -> Topic | None:
     """The topic with ``slug``, if any."""
     return session.exec(select(Topic).where(Topic.slug == slug)).first()
+
+
+def require_topic(session: Session, slug: str) -> Topic:
+    """The topic with ``slug``; raise NotFoundError naming it otherwise."""
+    topic = get_topic(session, slug)
+    if topic is None:
+        raise NotFoundError(f"no topic {slug!r} (see `monitor topics list`)")
+    return topic

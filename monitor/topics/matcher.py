@@ -1,138 +1,892 @@
-"""Match article text against every enabled topic's keywords and phrases.
+"""Match articles against every enabled topic at once.
 
-Matching works on words: text and keywords are case-folded, stripped of diacritics and split into
-Unicode words, so ``Election Interference`` matches the keyword ``election interference`` and
-``Russia's`` contains the word ``russia``, while ``Russians`` does not (write ``russian*``).
+All topics are compiled into one Aho-Corasick automaton over every word and phrase of every
+query. An article is tokenised once per field; the automaton finds every occurrence of every
+literal in one pass, and only topics with an occurrence (or with source-only clauses) have
+their query evaluated. Each match carries a score, the character spans to highlight and a
+snippet around the best of them.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
+import operator
 import re
-from bisect import bisect_left
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from itertools import islice
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
+from urllib.parse import urlsplit
 
-from monitor.text import fold
+import ahocorasick
 
-_WORD = re.compile(r"\w+")
-# Title hits say more about what an article is about than a passing mention in its body.
+from monitor.text import fold, split_words
+from monitor.topics.query import And, Field, Near, Node, Not, Or, Source, Words
+
+TITLE, TEXT, AUTHOR = "title", "text", "author"
+UNSCOPED = (TITLE, TEXT)
+# A title hit says more about what an article is about than a passing mention in its body.
 TITLE_WEIGHT = 3.0
+SNIPPET_CHARS = 240
+_Place = tuple[str, int, int]  # field, first word, word after the last
+_second = operator.itemgetter(1)
+# The most requirement groups an OR of groups expands to (see _requirements).
+MAX_GROUPS = 16
 
-
-def words(text: str) -> list[str]:
-    """The folded Unicode words of ``text``, in order."""
-    return _WORD.findall(fold(text))
+# Common typographic characters, each replaced by one space so offsets do not move and
+# English text with curly quotes or dashes still takes the fast ASCII path.
+_TYPOGRAPHIC = "\u2018\u2019\u201a\u201c\u201d\u201e\u2013\u2014\u2026\u00a0\u2009\u200a\u200b\u00ab\u00bb\u2022\u00b7\u2032\u2033"  # noqa: E501
+_ASCII_WORD_BYTES = bytes(c if chr(c).isalnum() else 32 for c in range(128)) + b" " * 128
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_WORD = re.compile(r"[^\W_]+")
+# Characters that are neither ASCII nor part of a word: €, “, ⓐ, a combining accent.
+_NON_ASCII_NON_WORD = re.compile(r"[^\w\x00-\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
-class Keyword:
-    """A word or phrase to look for; a token ending in ``*`` matches any word it starts."""
+class ArticleView:
+    """What the matcher reads of an article."""
 
+    title: str
     text: str
-    tokens: tuple[str, ...]
-
-
-def parse_keyword(text: str) -> Keyword:
-    """Read a keyword or phrase; raise ValueError saying what is wrong with it."""
-    raw_tokens = fold(text).replace('"', " ").split()
-    if not raw_tokens:
-        raise ValueError("empty keyword")
-    tokens: list[str] = []
-    for raw in raw_tokens:
-        pieces = _WORD.findall(raw.rstrip("*"))
-        if not pieces:
-            raise ValueError(f"{text!r}: {raw!r} has no letters or digits")
-        if "*" in raw.rstrip("*") or raw.endswith("**"):
-            raise ValueError(f"{text!r}: a wildcard * may only end a word, as elect*")
-        if raw.endswith("*") and len(pieces[-1]) < 3:
-            raise ValueError(f"{text!r}: a wildcard needs at least 3 letters before the *")
-        tokens.extend(pieces[:-1])
-        tokens.append(pieces[-1] + ("*" if raw.endswith("*") else ""))
-    return Keyword(text=text.strip(), tokens=tuple(tokens))
+    author: str = ""
+    url: str = ""
+    feed_title: str = ""
+    feed_url: str = ""
+    language: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class TopicRule:
-    """A topic as the matcher sees it."""
+    """A topic as the matcher sees it: its identity and its parsed query."""
 
     topic_id: int
     slug: str
     version: int
-    keywords: tuple[Keyword, ...]
+    query: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Characters ``start:end`` of one field of the article."""
+
+    field: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snippet:
+    """A short extract of the article with the spans to highlight in it."""
+
+    text: str
+    highlights: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class TopicHit:
-    """A topic that matched a text: a score and the keywords that matched."""
+    """A topic that matched an article."""
 
     topic_id: int
     slug: str
     version: int
     score: float
     terms: tuple[str, ...]
+    spans: tuple[Span, ...]
+    snippet: Snippet
 
 
-class _Positions:
-    """Where each word occurs in a text, so a phrase is checked only where its first word is."""
-
-    def __init__(self, tokens: Sequence[str]) -> None:
-        self.tokens = tokens
-        self.index: dict[str, list[int]] = defaultdict(list)
-        for position, token in enumerate(tokens):
-            self.index[token].append(position)
-        self._vocabulary: list[str] | None = None
-
-    def starts(self, token: str) -> Iterable[int]:
-        if not token.endswith("*"):
-            return self.index.get(token, [])
-        stem = token[:-1]
-        if self._vocabulary is None:
-            self._vocabulary = sorted(self.index)
-        # Words starting with the stem sit together in sorted order: find them by bisection.
-        first = bisect_left(self._vocabulary, stem)
-        positions: list[int] = []
-        for word in islice(self._vocabulary, first, None):
-            if not word.startswith(stem):
-                break
-            positions.extend(self.index[word])
-        return sorted(positions)
-
-    def count(self, keyword: Keyword) -> int:
-        first, rest = keyword.tokens[0], keyword.tokens[1:]
-        return sum(1 for start in self.starts(first) if self._follows(start + 1, rest))
-
-    def _follows(self, position: int, rest: Sequence[str]) -> bool:
-        if position + len(rest) > len(self.tokens):
-            return False
-        return all(
-            _token_matches(pattern, self.tokens[position + offset])
-            for offset, pattern in enumerate(rest)
-        )
+# --- tokenising ---------------------------------------------------------------------------
 
 
-def _token_matches(pattern: str, word: str) -> bool:
-    return word.startswith(pattern[:-1]) if pattern.endswith("*") else word == pattern
+class _FieldText:
+    """One field of an article as folded words, with their places in the original text."""
+
+    def __init__(self, name: str, text: str) -> None:
+        self.name = name
+        self.text = text
+        # The fast path: ASCII text (once curly quotes and dashes are spaces) keeps its length,
+        # so word positions in it are positions in the original.
+        self._ascii = _ascii_words(text)
+        if self._ascii is not None:
+            self.tokens = self._ascii.split()
+        else:
+            folded = fold(text)
+            ascii_folded = _ascii_words(folded)
+            self.tokens = ascii_folded.split() if ascii_folded else split_words(folded)
+        self._spans: list[tuple[int, int]] | None = None
+        self._starts: list[int] | None = None
+        self._word_starts: list[int] | None = None
+        # Words joined by single spaces, with a space at each end: a literal " a b " can only
+        # match whole words, and a prefix " elec" only at a word start.
+        self.joined = " " + " ".join(self.tokens) + " "
+
+    def token_at(self, offset: int) -> int:
+        """The index of the word that starts at ``offset`` of ``joined``."""
+        if self._starts is None:
+            # Every word is preceded by exactly one space: word i starts after i + 1 spaces.
+            lengths = map(operator.add, map(len, self.tokens), itertools.repeat(1))
+            self._starts = list(itertools.accumulate(lengths, initial=1))
+        return bisect.bisect_right(self._starts, offset) - 1
+
+    def char_span(self, first: int, last: int) -> tuple[int, int] | None:
+        """Characters of the original text covering words ``first`` to ``last`` inclusive.
+
+        None in the rare text where folding whole and folding word by word disagree.
+        """
+        if self._ascii is not None:
+            # Same length as the original: a word's place in it is its place in the text.
+            if self._word_starts is None:
+                self._word_starts = _word_starts(self._ascii)
+            return self._word_starts[first], self._word_starts[last] + len(self.tokens[last])
+        if self._spans is None:
+            tokens, spans = _unicode_words(self.text)
+            self._spans = spans if tokens == self.tokens else []
+        if last >= len(self._spans):
+            return None
+        return self._spans[first][0], self._spans[last][1]
+
+
+def _word_starts(words: str) -> list[int]:
+    """Where each word of a string of words and spaces starts."""
+    # Splitting on single spaces leaves an empty piece for each extra space: piece i + 1
+    # starts after the lengths of pieces 0..i and i + 1 spaces. Iterators only: no Python
+    # code runs per word.
+    pieces = words.split(" ")
+    after = map(operator.add, itertools.accumulate(map(len, pieces)), itertools.count(1))
+    return list(itertools.compress(itertools.chain((0,), after), pieces))
+
+
+def _ascii_words(text: str) -> str | None:
+    """``text`` lower-cased with every non-word character a space; None if it has non-ASCII
+    characters that fold to letters or digits. The result has the length of ``text``."""
+    if not text.isascii():
+        for char in _TYPOGRAPHIC:
+            if char in text:
+                text = text.replace(char, " ")
+        if not text.isascii():
+            # Symbols such as € or ° are separators like any punctuation; letters are not.
+            if not all(map(_separates, set(_NON_ASCII.findall(text)))):
+                return None
+            text = text.encode("ascii", "replace").decode("ascii")
+    return text.lower().encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii")
+
+
+@lru_cache(maxsize=4096)
+def _fold_char(char: str) -> str:
+    return fold(char)
+
+
+@lru_cache(maxsize=4096)
+def _separates(char: str) -> bool:
+    """Whether ``char`` splits words as a space does once folded: not a letter or digit
+    (nor a compatibility form of one, as ⓐ), and not a combining mark that folding removes
+    (the accent of a decomposed é belongs to its word)."""
+    folded = _fold_char(char)
+    return bool(folded) and not split_words(folded)
+
+
+def _unicode_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """The words of ``split_words(fold(text))`` with their character ranges in ``text``."""
+    tokens: list[str] = []
+    spans: list[tuple[int, int]] = []
+    if not all(map(_separates, set(_NON_ASCII_NON_WORD.findall(text)))):
+        return _fold_by_character(text)
+    # Every character between words separates words once folded: fold word by word.
+    for match in _WORD.finditer(text):
+        word = match.group()
+        if word.isascii():  # most words of most texts: folding only lower-cases them
+            tokens.append(word.lower())
+            spans.append(match.span())
+            continue
+        for piece in split_words(fold(word)):
+            tokens.append(piece)
+            spans.append(match.span())
+    return tokens, spans
+
+
+def _fold_by_character(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """``_unicode_words`` of text with characters that fold into words (a decomposed accent,
+    ⓐ): folding a string folds its characters one by one, so fold each and remember where
+    every folded character came from."""
+    folds = [_fold_char(char) for char in text]
+    origin = [index for index, folded in enumerate(folds) for _ in folded]
+    tokens: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for match in _WORD.finditer("".join(folds)):
+        start, end = origin[match.start()], origin[match.end() - 1] + 1
+        while end < len(text) and not folds[end]:  # the accents that folding removed
+            end += 1
+        tokens.append(match.group())
+        spans.append((start, end))
+    return tokens, spans
+
+
+def words_of(text: str) -> list[str]:
+    """The folded words of ``text``, as the matcher sees them."""
+    return _FieldText(TEXT, text).tokens
+
+
+# --- compiling ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Literal:
+    """One distinct word or phrase of the queries (Words nodes with the same tokens share it):
+    the automaton pattern that finds it and the tokens left to check."""
+
+    id: int
+    words: Words
+    pattern: str
+    exact_end: bool
+    rest: tuple[str, ...]
+    pattern_id: int
+    # The words as a hit's terms list them, and how many words of the text the pattern covers.
+    term: str
+    width: int
+
+
+@dataclass(slots=True)
+class _Compiled:
+    rule: TopicRule
+    literals: dict[int, _Literal] = field(default_factory=dict)
+    positive: set[int] = field(default_factory=set)
+    needs_text: bool = True
+    # The query as closures that only say whether it matches (see _quick_test).
+    test: _Test = field(default=lambda _occurrences, _article: True)
+    # id() of a NEAR side -> the literals of its words, made when first needed.
+    sides: dict[int, list[_Literal]] = field(default_factory=dict)
+
+
+def _pattern(words: Words) -> tuple[str, bool, tuple[str, ...]]:
+    """The automaton pattern for ``words``: up to its first wildcard, then what to verify."""
+    for index, token in enumerate(words.tokens):
+        if token.endswith("*"):
+            head = [*words.tokens[:index], token[:-1]]
+            return " " + " ".join(head), False, words.tokens[index + 1 :]
+    return " " + " ".join(words.tokens) + " ", True, ()
 
 
 class Matcher:
-    """All enabled topics compiled once; ``match`` says which of them a text belongs to."""
+    """Every enabled topic compiled once; ``match`` says which of them an article belongs to.
+
+    Only topics whose every required group of literals has one in the article (see
+    ``_requirements``) are evaluated, first without recording anything; the few that match are
+    evaluated again to record what to highlight.
+    """
 
     def __init__(self, rules: Iterable[TopicRule]) -> None:
         self.rules = tuple(rules)
+        self._topics: list[_Compiled] = []
+        self._by_words: dict[tuple[str, ...], _Literal] = {}
+        # Pattern -> id. A literal without words after a wildcard has its pattern's id, so the
+        # patterns found in an article are those literals; one with such words (elect* fraud)
+        # has an id of its own, and is looked for among the literals of its pattern.
+        self._pattern_ids: dict[str, int] = {}
+        self._ids = itertools.count()
+        self._checked: dict[int, list[_Literal]] = defaultdict(list)
+        # Every topic's requirement groups are numbered: literal id -> the groups it is in,
+        # group -> its topic's index, topic index -> how many groups it has.
+        self._groups_of: dict[int, list[int]] = defaultdict(list)
+        self._group_topic: list[int] = []
+        self._group_count: list[int] = []
+        for index, rule in enumerate(self.rules):
+            compiled = _Compiled(rule, needs_text=_needs_text(rule.query))
+            for node, negated in _words_nodes(rule.query):
+                literal = self._literal(node)
+                compiled.literals[id(node)] = literal
+                if not negated:
+                    compiled.positive.add(literal.id)
+            compiled.test = _quick_test(rule.query, UNSCOPED, compiled.literals)
+            self._topics.append(compiled)
+            groups: list[frozenset[int]] = []
+            if compiled.needs_text:
+                groups = _requirements(rule.query, compiled.literals) or [
+                    frozenset(compiled.positive)
+                ]
+            for group in groups:
+                number = len(self._group_topic)
+                for literal_id in group:
+                    self._groups_of[literal_id].append(number)
+                self._group_topic.append(index)
+            self._group_count.append(len(groups))
+        self._grouped = frozenset(self._groups_of)
+        self._automaton: ahocorasick.Automaton | None = None
+        if self._pattern_ids:
+            self._automaton = ahocorasick.Automaton()
+            for pattern, pattern_id in self._pattern_ids.items():
+                self._automaton.add_word(pattern, pattern_id)
+            self._automaton.make_automaton()
+        self._always = [t for t in self._topics if not t.needs_text]
 
-    def match(self, title: str, body: str) -> list[TopicHit]:
-        """Every topic with at least one keyword in ``title`` or ``body``, best score first."""
-        title_words, body_words = _Positions(words(title)), _Positions(words(body))
+    def _literal(self, words: Words) -> _Literal:
+        """The literal of ``words``, made the first time these tokens are seen."""
+        literal = self._by_words.get(words.tokens)
+        if literal is not None:
+            return literal
+        pattern, exact_end, rest = _pattern(words)
+        pattern_id = self._pattern_ids.get(pattern)
+        if pattern_id is None:
+            pattern_id = self._pattern_ids[pattern] = next(self._ids)
+        width = pattern.count(" ") - (1 if exact_end else 0)
+        literal = _Literal(
+            next(self._ids) if rest else pattern_id, words, pattern, exact_end, rest,
+            pattern_id, " ".join(words.tokens), width,
+        )  # fmt: skip
+        self._by_words[words.tokens] = literal
+        if rest:
+            self._checked[pattern_id].append(literal)
+        return literal
+
+    def match(self, article: ArticleView) -> list[TopicHit]:
+        """Every topic whose query matches ``article``, best score first."""
+        fields = _fields(article)
+        occurrences = _Occurrences(self, fields)
         hits = []
-        for rule in self.rules:
-            score, terms = 0.0, []
-            for keyword in rule.keywords:
-                found = TITLE_WEIGHT * title_words.count(keyword) + body_words.count(keyword)
-                if found:
-                    score += found
-                    terms.append(keyword.text)
-            if terms:
-                hits.append(TopicHit(rule.topic_id, rule.slug, rule.version, score, tuple(terms)))
+        for topic in self._candidates(occurrences.present):
+            if not topic.test(occurrences, article):
+                continue
+            evaluation = _Evaluation(topic, occurrences, article)
+            if evaluation.matches(topic.rule.query, UNSCOPED):
+                hits.append(evaluation.hit(fields))
         return sorted(hits, key=lambda hit: (-hit.score, hit.slug))
+
+    def _candidates(self, present: set[int]) -> list[_Compiled]:
+        """Topics with a literal in the article from each of their requirement groups, in
+        order, then the topics that need none."""
+        # Set and iterator operations only: this runs for every article and every topic.
+        groups_of = map(self._groups_of.__getitem__, present & self._grouped)
+        satisfied = Counter(
+            map(self._group_topic.__getitem__, set(itertools.chain.from_iterable(groups_of)))
+        )
+        indexes = list(satisfied)
+        complete = map(operator.eq, satisfied.values(), map(self._group_count.__getitem__, indexes))
+        chosen = [self._topics[index] for index in sorted(itertools.compress(indexes, complete))]
+        chosen.extend(self._always)
+        return chosen
+
+
+def _fields(article: ArticleView) -> dict[str, _FieldText]:
+    return {
+        TITLE: _FieldText(TITLE, article.title),
+        TEXT: _FieldText(TEXT, article.text),
+        AUTHOR: _FieldText(AUTHOR, article.author),
+    }
+
+
+class _Occurrences:
+    """Where the matcher's literals occur in one article.
+
+    One automaton pass per field says which patterns occur; the word ranges of a literal are
+    worked out the first time they are asked for, as most literals found are never asked.
+    """
+
+    def __init__(self, matcher: Matcher, fields: dict[str, _FieldText]) -> None:
+        self.fields = fields
+        # Field -> ids of the patterns found in it.
+        self.patterns: dict[str, set[int]] = {}
+        self._places: dict[int, list[_Place]] = {}
+        # Ids of the literals that occur somewhere in the article (and of patterns found).
+        self.present: set[int] = set()
+        automaton = matcher._automaton
+        if automaton is None:
+            return
+        for name, text in fields.items():
+            if text.tokens:
+                found = set(map(_second, automaton.iter(text.joined)))
+                if found:
+                    self.patterns[name] = found
+        self.present = found_patterns = set().union(*self.patterns.values())
+        checked = matcher._checked
+        for pattern_id in found_patterns & checked.keys():
+            for literal in checked[pattern_id]:
+                if self.places(literal):
+                    self.present.add(literal.id)
+
+    def occurs(self, literal: _Literal, fields: Sequence[str]) -> bool:
+        """Whether ``literal`` occurs in one of ``fields``."""
+        if literal.id not in self.present:
+            return False
+        if literal.rest:
+            return any(place[0] in fields for place in self.places(literal))
+        patterns = self.patterns
+        return any(literal.pattern_id in patterns[name] for name in fields if name in patterns)
+
+    def places(self, literal: _Literal) -> list[_Place]:
+        """(field, first word, word after the last) of each occurrence of ``literal``."""
+        places = self._places.get(literal.id)
+        if places is not None:
+            return places
+        places = []
+        for name, patterns in self.patterns.items():
+            if literal.pattern_id not in patterns:
+                continue
+            # Where the automaton found the pattern: every place it starts (overlaps too).
+            text = self.fields[name]
+            joined, pattern = text.joined, literal.pattern
+            start = joined.find(pattern)
+            while start != -1:
+                place = _place(text, literal, start)
+                if place is not None:
+                    places.append((name, *place))
+                start = joined.find(pattern, start + 1)
+        self._places[literal.id] = places
+        return places
+
+
+def _place(text: _FieldText, literal: _Literal, start: int) -> tuple[int, int] | None:
+    """Word range of a literal whose pattern starts at ``start`` of ``joined``, or None."""
+    first = text.token_at(start + 1)
+    after = first + literal.width
+    if literal.exact_end:
+        return first, after
+    # A prefix: the pattern's last word only has to start the text's word; then the rest.
+    tokens = text.tokens
+    if after + len(literal.rest) > len(tokens):
+        return None
+    for offset, token in enumerate(literal.rest):
+        word = tokens[after + offset]
+        if not (word.startswith(token[:-1]) if token.endswith("*") else word == token):
+            return None
+    return first, after + len(literal.rest)
+
+
+def _requirements(node: Node, literals: dict[int, _Literal]) -> list[frozenset[int]]:
+    """Groups of literal ids such that ``node`` can only match an article holding a literal
+    of every group (none for a node that can match without any of its words)."""
+    if isinstance(node, Words):
+        return [frozenset((literals[id(node)].id,))]
+    if isinstance(node, Field):
+        return _requirements(node.clause, literals)
+    if isinstance(node, Near):
+        return _requirements(node.left, literals) + _requirements(node.right, literals)
+    if isinstance(node, And):
+        every = (group for clause in node.clauses for group in _requirements(clause, literals))
+        return list(dict.fromkeys(every))
+    if isinstance(node, Or):
+        # Whichever clause matches holds a literal of each of its groups, so each way of
+        # picking one group per clause gives a group: (a AND b) OR c needs a|c and b|c. When
+        # there are too many ways, each clause gives its smallest group.
+        choices = []
+        for clause in node.clauses:
+            groups = _requirements(clause, literals)
+            if not groups:
+                return []
+            choices.append(groups)
+        if math.prod(len(groups) for groups in choices) > MAX_GROUPS:
+            choices = [[min(groups, key=len)] for groups in choices]
+        combined = (frozenset().union(*picked) for picked in itertools.product(*choices))
+        return list(dict.fromkeys(combined))
+    return []  # NOT and source tests need no word
+
+
+def _words_nodes(node: Node, negated: bool = False) -> Iterable[tuple[Words, bool]]:
+    if isinstance(node, Words):
+        yield node, negated
+    elif isinstance(node, And | Or):
+        for clause in node.clauses:
+            yield from _words_nodes(clause, negated)
+    elif isinstance(node, Not):
+        yield from _words_nodes(node.clause, not negated)
+    elif isinstance(node, Near):
+        yield from _words_nodes(node.left, negated)
+        yield from _words_nodes(node.right, negated)
+    elif isinstance(node, Field):
+        yield from _words_nodes(node.clause, negated)
+
+
+def _needs_text(node: Node) -> bool:
+    """Whether every match needs a word of the query in the article (not only a source test)."""
+    if isinstance(node, Words | Near):
+        return True
+    if isinstance(node, Field):
+        return _needs_text(node.clause)
+    if isinstance(node, And):
+        return any(_needs_text(clause) for clause in node.clauses)
+    if isinstance(node, Or):
+        return all(_needs_text(clause) for clause in node.clauses)
+    return False
+
+
+# --- testing quickly ----------------------------------------------------------------------
+
+# A query compiled into closures that answer what ``_Evaluation.matches`` answers, without
+# recording anything, and with every short cut taken: most topics evaluated do not match.
+_Test = Callable[["_Occurrences", ArticleView], bool]
+_Places = Callable[["_Occurrences"], list[_Place]]
+
+
+def _quick_test(node: Node, fields: tuple[str, ...], literals: dict[int, _Literal]) -> _Test:
+    """Whether ``node`` holds, its words looked for in ``fields``."""
+    if isinstance(node, Words):
+        return partial(_quick_words, literals[id(node)], fields)
+    if isinstance(node, Near):
+        left = _quick_places(node.left, fields, literals)
+        right = _quick_places(node.right, fields, literals)
+        distance, ordered = node.distance, node.ordered
+
+        def near(occurrences: _Occurrences, _article: ArticleView) -> bool:
+            lefts = left(occurrences)
+            return bool(lefts) and _near_pair(lefts, right(occurrences), distance, ordered)
+
+        return near
+    if isinstance(node, And):
+        tests = [_quick_test(clause, fields, literals) for clause in node.clauses]
+        return lambda occurrences, article: all(test(occurrences, article) for test in tests)
+    if isinstance(node, Or):
+        tests = [_quick_test(clause, fields, literals) for clause in node.clauses]
+        return lambda occurrences, article: any(test(occurrences, article) for test in tests)
+    if isinstance(node, Not):
+        test = _quick_test(node.clause, fields, literals)
+        return lambda occurrences, article: not test(occurrences, article)
+    if isinstance(node, Field):
+        return _quick_test(node.clause, (node.name,), literals)
+    source = node
+    return lambda _occurrences, article: source_matches(source, article)
+
+
+def _quick_words(
+    literal: _Literal, fields: tuple[str, ...], occurrences: _Occurrences, _article: ArticleView
+) -> bool:
+    """Whether ``literal`` occurs in one of ``fields`` (made a test with functools.partial,
+    which takes less memory than a closure: there is one per word of every query)."""
+    return literal.id in occurrences.present and occurrences.occurs(literal, fields)
+
+
+def _quick_places(node: Node, fields: tuple[str, ...], literals: dict[int, _Literal]) -> _Places:
+    """Where a positional node occurs, within ``fields``."""
+    if isinstance(node, Words):
+        literal = literals[id(node)]
+        literal_id = literal.id
+
+        def places(occurrences: _Occurrences) -> list[_Place]:
+            if literal_id not in occurrences.present:
+                return []
+            return [place for place in occurrences.places(literal) if place[0] in fields]
+
+        return places
+    if isinstance(node, Field):
+        return _quick_places(node.clause, (node.name,), literals)
+    if isinstance(node, Or) and all(isinstance(clause, Words) for clause in node.clauses):
+        side = [literals[id(clause)] for clause in node.clauses]
+
+        def any_of(occurrences: _Occurrences) -> list[_Place]:
+            present = occurrences.present
+            return [
+                place
+                for literal in side
+                if literal.id in present
+                for place in occurrences.places(literal)
+                if place[0] in fields
+            ]
+
+        return any_of
+    if isinstance(node, Or):
+        sides = [_quick_places(clause, fields, literals) for clause in node.clauses]
+        return lambda occurrences: [place for side in sides for place in side(occurrences)]
+    if isinstance(node, Near):
+        left = _quick_places(node.left, fields, literals)
+        right = _quick_places(node.right, fields, literals)
+        distance, ordered = node.distance, node.ordered
+
+        def near(occurrences: _Occurrences) -> list[_Place]:
+            lefts = left(occurrences)
+            if not lefts:
+                return lefts
+            return _near_places(lefts, right(occurrences), distance, ordered)
+
+        return near
+    kind = type(node).__name__
+
+    def fail(_occurrences: _Occurrences) -> list[_Place]:
+        raise TypeError(f"{kind} has no places")
+
+    return fail
+
+
+def _near_pair(lefts: list[_Place], rights: list[_Place], distance: int, ordered: bool) -> bool:
+    """Whether a left and a right place are within ``distance`` words (see _near_places)."""
+    for field_name, left_start, left_end in lefts:
+        for other, right_start, right_end in rights:
+            if other != field_name:
+                continue
+            if right_start >= left_end:
+                if right_start - left_end <= distance:
+                    return True
+            elif not ordered and left_start >= right_end and left_start - right_end <= distance:
+                return True
+    return False
+
+
+def _near_places(
+    lefts: list[_Place], rights: list[_Place], distance: int, ordered: bool
+) -> list[_Place]:
+    """The spans of the pairs of a left and a right place within ``distance`` words."""
+    found = []
+    for field_name, left_start, left_end in lefts:
+        for other, right_start, right_end in rights:
+            if other != field_name:
+                continue
+            if right_start >= left_end:
+                gap = right_start - left_end
+            elif not ordered and left_start >= right_end:
+                gap = left_start - right_end
+            else:
+                continue
+            if gap <= distance:
+                found.append((field_name, min(left_start, right_start), max(left_end, right_end)))
+    return found
+
+
+# --- evaluating ---------------------------------------------------------------------------
+
+
+class _Evaluation:
+    """One topic's query evaluated against one article's literal occurrences."""
+
+    def __init__(
+        self,
+        topic: _Compiled,
+        occurrences: _Occurrences,
+        article: ArticleView,
+    ) -> None:
+        self.topic = topic
+        self.occurrences = occurrences
+        self.article = article
+        # Places of words that made the query match: what the digest highlights.
+        self.found: dict[_Place, str] = {}
+        self._recording = True
+
+    def places(self, node: Node, fields: Sequence[str]) -> list[_Place]:
+        """Where a positional node occurs, within ``fields``."""
+        if isinstance(node, Words):
+            literal = self.topic.literals[id(node)]
+            if literal.id not in self.occurrences.present:
+                return []
+            places = [p for p in self.occurrences.places(literal) if p[0] in fields]
+            if self._recording:
+                term = literal.term
+                self.found.update((place, term) for place in places)
+            return places
+        if isinstance(node, Field):
+            return self.places(node.clause, (node.name,))
+        if isinstance(node, Or):
+            return [p for clause in node.clauses for p in self.places(clause, fields)]
+        if isinstance(node, Near):
+            return self._near(node, fields)
+        raise TypeError(f"{type(node).__name__} has no places")
+
+    def _near(self, node: Near, fields: Sequence[str]) -> list[_Place]:
+        recording, self._recording = self._recording, False
+        lefts, rights = self.places(node.left, fields), self.places(node.right, fields)
+        self._recording = recording
+        found = []
+        for field_name, left_start, left_end in lefts:
+            for other, right_start, right_end in rights:
+                if other != field_name:
+                    continue
+                if right_start >= left_end:
+                    gap = right_start - left_end
+                elif not node.ordered and left_start >= right_end:
+                    gap = left_start - right_end
+                else:
+                    continue
+                if gap <= node.distance:
+                    span = (min(left_start, right_start), max(left_end, right_end))
+                    found.append((field_name, *span))
+                    if recording:
+                        self._record_near_side(node.left, (field_name, left_start, left_end))
+                        self._record_near_side(node.right, (field_name, right_start, right_end))
+        return found
+
+    def _record_near_side(self, side: Node, place: _Place) -> None:
+        """Record the words of one side of a NEAR pair that lie inside ``place``."""
+        field_name, start, end = place
+        literals = self.topic.sides.get(id(side))
+        if literals is None:
+            literals = self.topic.sides[id(side)] = [
+                self.topic.literals[id(words)]
+                for words, negated in _words_nodes(side)
+                if not negated
+            ]
+        for literal in literals:
+            for occurrence in self.occurrences.places(literal):
+                inside = occurrence[0] == field_name and start <= occurrence[1] <= end
+                if inside and occurrence[2] <= end:
+                    self.found[occurrence] = literal.term
+
+    def matches(self, node: Node, fields: Sequence[str]) -> bool:
+        """Whether ``node`` holds for the article, its words looked for in ``fields``."""
+        if isinstance(node, Words) and not self._recording:
+            return self.occurrences.occurs(self.topic.literals[id(node)], fields)
+        if isinstance(node, Words | Near):
+            return bool(self.places(node, fields))
+        if isinstance(node, And):
+            # A failed AND (inside an OR) made nothing match: forget the words it recorded.
+            found = dict(self.found) if self._recording else None
+            if all(self.matches(clause, fields) for clause in node.clauses):
+                return True
+            if found is not None:
+                self.found = found
+            return False
+        if isinstance(node, Or):
+            if not self._recording:
+                return any(self.matches(clause, fields) for clause in node.clauses)
+            # No short cut: every branch that matches should be highlighted.
+            results = [self.matches(clause, fields) for clause in node.clauses]
+            return any(results)
+        if isinstance(node, Not):
+            recording, self._recording = self._recording, False
+            holds = not self.matches(node.clause, fields)
+            self._recording = recording
+            return holds
+        if isinstance(node, Field):
+            return self.matches(node.clause, (node.name,))
+        return source_matches(node, self.article)
+
+    def hit(self, fields: dict[str, _FieldText]) -> TopicHit:
+        """The match record: score, matched terms, spans and snippet."""
+        score = 0.0
+        spans = set()
+        for field_name, first, after in self.found:
+            score += TITLE_WEIGHT if field_name == TITLE else 1.0
+            characters = fields[field_name].char_span(first, after - 1)
+            if characters is not None:
+                spans.add(Span(field_name, *characters))
+        ordered = sorted(spans, key=lambda s: (s.field != TITLE, s.field, s.start, s.end))
+        rule = self.topic.rule
+        return TopicHit(
+            topic_id=rule.topic_id,
+            slug=rule.slug,
+            version=rule.version,
+            score=score,
+            terms=tuple(dict.fromkeys(self.found.values())),
+            spans=tuple(ordered),
+            snippet=make_snippet(self.article.text, [s for s in ordered if s.field == TEXT]),
+        )
+
+
+def source_matches(node: Source, article: ArticleView) -> bool:
+    """Whether a ``site:``, ``feed:`` or ``lang:`` test holds for the article."""
+    if node.name == "site":
+        return _host_matches(article.url, node.value)
+    if node.name == "lang":
+        language = article.language.lower().replace("_", "-")
+        code = node.value.replace("_", "-")  # lang:en_US is lang:en-us
+        return language == code or language.startswith(code + "-")
+    if "." in node.value and _host_matches(article.feed_url, node.value):
+        return True
+    wanted = split_words(node.value)
+    title = words_of(article.feed_title)
+    return any(title[i : i + len(wanted)] == wanted for i in range(len(title) - len(wanted) + 1))
+
+
+def _host_matches(url: str, domain: str) -> bool:
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    return host == domain or host.endswith("." + domain)
+
+
+def make_snippet(text: str, spans: Sequence[Span], width: int = SNIPPET_CHARS) -> Snippet:
+    """About ``width`` characters of ``text`` around the first span, cut at word boundaries."""
+    if not text:
+        return Snippet("")
+    if not spans:
+        cut = _cut_end(text, width)
+        return Snippet(cut + (" …" if len(cut) < len(text.rstrip()) else ""))
+    first = max(spans, key=lambda a: sum(a.start <= s.start < a.start + width for s in spans))
+    start = max(0, first.start - width // 3)
+    if start:
+        space = text.find(" ", start, first.start)
+        start = space + 1 if space != -1 else start
+    end = min(len(text), start + width)
+    if end < len(text):
+        space = text.rfind(" ", max(first.end, start), end)
+        end = space if space > first.end else max(end, first.end)
+    prefix = "… " if start else ""
+    suffix = " …" if end < len(text) else ""
+    body = " ".join(text[start:end].split("\n"))
+    highlights = tuple(
+        (len(prefix) + span.start - start, len(prefix) + span.end - start)
+        for span in spans
+        if span.start >= start and span.end <= end
+    )
+    return Snippet(prefix + body + suffix, highlights)
+
+
+def _cut_end(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text.rstrip()
+    space = text.rfind(" ", 0, width)
+    return text[: space if space > 0 else width].rstrip()
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """One clause of a query and whether (and where) it matched an article."""
+
+    depth: int
+    clause: str
+    matched: bool
+    spans: tuple[Span, ...]
+
+
+def explain(rule: TopicRule, article: ArticleView) -> list[Explanation]:
+    """Each clause of ``rule``'s query, top down, with whether and where it matched."""
+    matcher = Matcher([rule])
+    fields = _fields(article)
+    evaluation = _Evaluation(matcher._topics[0], _Occurrences(matcher, fields), article)
+    lines: list[Explanation] = []
+
+    def walk(node: Node, scope: Sequence[str], depth: int) -> None:
+        matched = evaluation.matches(node, scope)
+        spans: tuple[Span, ...] = ()
+        if _positional_node(node):
+            ranges = (
+                (name, fields[name].char_span(first, after - 1))
+                for name, first, after in evaluation.places(node, scope)
+            )
+            spans = tuple(Span(name, *where) for name, where in ranges if where is not None)
+        label = _label(node)
+        lines.append(Explanation(depth, label, matched, spans))
+        for child, child_scope in _children(node, scope):
+            walk(child, child_scope, depth + 1)
+
+    walk(rule.query, UNSCOPED, 0)
+    return lines
+
+
+def _positional_node(node: Node) -> bool:
+    if isinstance(node, Words | Near):
+        return True
+    if isinstance(node, Or):
+        return all(_positional_node(clause) for clause in node.clauses)
+    if isinstance(node, Field):
+        return _positional_node(node.clause)
+    return False
+
+
+def _label(node: Node) -> str:
+    if isinstance(node, And | Or):
+        return type(node).__name__.upper()
+    if isinstance(node, Not):
+        return "NOT"
+    if isinstance(node, Near):
+        return ("ONEAR" if node.ordered else "NEAR") + f"/{node.distance}"
+    if isinstance(node, Field):
+        return f"{node.name}:"
+    return str(node)
+
+
+def _children(node: Node, scope: Sequence[str]) -> list[tuple[Node, Sequence[str]]]:
+    if isinstance(node, And | Or):
+        return [(clause, scope) for clause in node.clauses]
+    if isinstance(node, Not):
+        return [(node.clause, scope)]
+    if isinstance(node, Near):
+        return [(node.left, scope), (node.right, scope)]
+    if isinstance(node, Field):
+        return [(node.clause, (node.name,))]
+    return []

@@ -1,16 +1,26 @@
-"""Tag articles with the topics they match, and store the matches."""
+"""Tag articles with the topics they match, retag after a query changes, and backtest queries."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import heapq
+import logging
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from monitor.db import dialect_insert
-from monitor.models import Article, Match, Topic
-from monitor.topics.matcher import Matcher, TopicRule, parse_keyword
+from monitor.models import Article, Feed, Match, Topic
+from monitor.topics.matcher import ArticleView, Matcher, TopicHit, TopicRule
+from monitor.topics.query import Node, parse_query
+
+log = logging.getLogger(__name__)
+# Articles read per query while retagging or backtesting: bounded memory on any archive.
+SCAN_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,65 +28,170 @@ class ArticleMatch:
     """A topic match for one article, ready to store."""
 
     article_id: int
-    topic_id: int
-    topic_slug: str
-    topic_version: int
-    score: float
-    terms: tuple[str, ...]
+    hit: TopicHit
+
+
+def topic_rule(topic: Topic) -> TopicRule:
+    """The matcher's view of a stored topic (its query is valid: it was checked on saving)."""
+    return TopicRule(topic.id or 0, topic.slug, topic.version, parse_query(topic.query))
 
 
 def load_matcher(session: Session) -> Matcher:
     """Compile every enabled topic into one matcher."""
     topics = session.exec(select(Topic).where(col(Topic.enabled)).order_by(col(Topic.slug))).all()
-    return Matcher(
-        TopicRule(
-            topic_id=topic.id or 0,
-            slug=topic.slug,
-            version=topic.version,
-            keywords=tuple(parse_keyword(text) for text in topic.keywords),
-        )
-        for topic in topics
+    return Matcher(topic_rule(topic) for topic in topics)
+
+
+def article_view(article: Article, *, feed_title: str = "", feed_url: str = "") -> ArticleView:
+    """What the matcher reads of a stored article."""
+    return ArticleView(
+        title=article.title,
+        text=f"{article.summary}\n\n{article.content}".strip(),
+        author=article.author,
+        url=article.url,
+        feed_title=feed_title,
+        feed_url=feed_url,
+        language=article.language,
     )
 
 
-def tag_articles(matcher: Matcher, articles: Sequence[Article]) -> list[ArticleMatch]:
-    """The topics each article matches (title, summary and content are searched)."""
-    matches = []
-    for article in articles:
-        body = f"{article.summary}\n\n{article.content}"
-        for hit in matcher.match(article.title, body):
-            matches.append(
-                ArticleMatch(
-                    article_id=article.id or 0,
-                    topic_id=hit.topic_id,
-                    topic_slug=hit.slug,
-                    topic_version=hit.version,
-                    score=hit.score,
-                    terms=hit.terms,
-                )
-            )
-    return matches
+def tag_articles(
+    matcher: Matcher, articles: Sequence[Article], *, feed_title: str = "", feed_url: str = ""
+) -> list[ArticleMatch]:
+    """The topics each of one feed's articles matches."""
+    return [
+        ArticleMatch(article.id or 0, hit)
+        for article in articles
+        for hit in matcher.match(article_view(article, feed_title=feed_title, feed_url=feed_url))
+    ]
+
+
+def _row(match: ArticleMatch, now: datetime) -> dict[str, object]:
+    hit = match.hit
+    return {
+        "article_id": match.article_id,
+        "topic_id": hit.topic_id,
+        "topic_version": hit.version,
+        "score": hit.score,
+        "terms": list(hit.terms),
+        "spans": [[span.field, span.start, span.end] for span in hit.spans],
+        "snippet": hit.snippet.text,
+        "snippet_spans": [list(pair) for pair in hit.snippet.highlights],
+        "matched_at": now,
+    }
 
 
 def save_matches(session: Session, matches: Sequence[ArticleMatch], *, now: datetime) -> int:
     """Store matches not stored yet; return how many were new."""
     if not matches:
         return 0
-    rows = [
-        {
-            "article_id": match.article_id,
-            "topic_id": match.topic_id,
-            "topic_version": match.topic_version,
-            "score": match.score,
-            "terms": list(match.terms),
-            "matched_at": now,
-        }
-        for match in matches
-    ]
     statement = (
         dialect_insert(session, Match)
-        .values(rows)
+        .values([_row(match, now) for match in matches])
         .on_conflict_do_nothing(index_elements=["article_id", "topic_id"])
         .returning(col(Match.article_id))
     )
     return len(session.execute(statement).all())
+
+
+def _articles_since(session: Session, since: datetime) -> Iterator[list[tuple[Article, Feed]]]:
+    """Stored articles first seen since ``since``, oldest first, in batches."""
+    last_id = 0
+    while True:
+        batch = session.exec(
+            select(Article, Feed)
+            .join(Feed, col(Feed.id) == Article.feed_id)
+            .where(col(Article.first_seen_at) >= since, col(Article.id) > last_id)
+            .order_by(col(Article.id))
+            .limit(SCAN_BATCH)
+        ).all()
+        if not batch:
+            return
+        yield list(batch)
+        last_id = batch[-1][0].id or 0
+
+
+def topics_to_retag(session: Session) -> list[Topic]:
+    """Enabled topics whose stored matches predate their current query."""
+    return list(
+        session.exec(
+            select(Topic).where(col(Topic.enabled), col(Topic.tagged_version) != Topic.version)
+        ).all()
+    )
+
+
+def retag_topic(session: Session, topic: Topic, *, since: datetime, now: datetime) -> int:
+    """Re-match articles first seen since ``since`` against the topic's current query.
+
+    Matches of those articles made by older versions are replaced; older articles keep theirs,
+    each recording the version that made it. Returns the number of articles now matched.
+    """
+    matcher = Matcher([topic_rule(topic)])
+    window = select(Article.id).where(col(Article.first_seen_at) >= since)
+    session.execute(
+        delete(Match).where(col(Match.topic_id) == topic.id, col(Match.article_id).in_(window))
+    )
+    matched = 0
+    for batch in _articles_since(session, since):
+        matches = [
+            ArticleMatch(article.id or 0, hit)
+            for article, feed in batch
+            for hit in matcher.match(
+                article_view(article, feed_title=feed.title, feed_url=feed.url)
+            )
+        ]
+        matched += save_matches(session, matches, now=now)
+    session.execute(
+        update(Topic).where(col(Topic.id) == topic.id).values(tagged_version=topic.version)
+    )
+    log.info("topic retagged topic=%s version=%d matched=%d", topic.slug, topic.version, matched)
+    return matched
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """An article a backtest or search found, with where the query matched."""
+
+    article: Article
+    feed: Feed
+    hit: TopicHit
+
+
+@dataclass(frozen=True, slots=True)
+class Backtest:
+    """What a query matches among stored articles: counts per day and the newest matches."""
+
+    scanned: int
+    per_day: dict[date, int]
+    samples: list[Sample]
+
+    @property
+    def total(self) -> int:
+        """How many articles matched."""
+        return sum(self.per_day.values())
+
+
+def backtest(
+    session: Session, query: Node, *, since: datetime, limit: int, timezone: str = "UTC"
+) -> Backtest:
+    """Run ``query`` over stored articles first seen since ``since``; nothing is saved."""
+    matcher = Matcher([TopicRule(0, "query", 0, query)])
+    zone = ZoneInfo(timezone)
+    per_day: Counter[date] = Counter()
+    # Articles come in id order, which is not quite first-seen order (concurrent polls, imports):
+    # keep the newest ``limit`` matches by first-seen time in a min-heap, so memory stays bounded.
+    newest: list[tuple[datetime, int, Sample]] = []
+    scanned = 0
+    for batch in _articles_since(session, since):
+        scanned += len(batch)
+        for article, feed in batch:
+            hits = matcher.match(article_view(article, feed_title=feed.title, feed_url=feed.url))
+            if hits:
+                per_day[article.first_seen_at.astimezone(zone).date()] += 1
+                entry = (article.first_seen_at, article.id or 0, Sample(article, feed, hits[0]))
+                if len(newest) < limit:
+                    heapq.heappush(newest, entry)
+                else:
+                    heapq.heappushpop(newest, entry)
+    samples = [sample for _, _, sample in sorted(newest, key=lambda e: e[:2], reverse=True)]
+    return Backtest(scanned, dict(sorted(per_day.items())), samples)

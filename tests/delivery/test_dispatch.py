@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,8 +23,10 @@ from monitor.models import (
     Topic,
     table_names,
 )
-from monitor.operations import open_database, send_digests, sync_config
+from monitor.operations import open_database, retag_pending_topics, send_digests, sync_config
 from monitor.settings import Settings
+from monitor.topics.catalog import apply_changes, require_topic
+from monitor.topics.tagging import load_matcher, save_matches, tag_articles
 from tests.utils.config import ConfigWriter
 from tests.utils.factories import add_article
 from tests.utils.smtpserver import SmtpServer, running_smtp_server
@@ -66,6 +69,30 @@ class World:
                     )
                 )
             return article.id or 0
+
+    def tag_article(self, title: str, *, summary: str = "", seen: datetime = SEEN) -> int:
+        """An article first seen at ``seen``, tagged by the real matcher as polling does."""
+        with Session(self.engine) as session, session.begin():
+            article = add_article(session, title, seen=seen, summary=summary)
+            save_matches(session, tag_articles(load_matcher(session), [article]), now=seen)
+            return article.id or 0
+
+    def edit_query(self, slug: str, query: str, *, now: datetime) -> None:
+        """Change a topic's query as ``monitor topics edit`` does."""
+        with Session(self.engine) as session, session.begin():
+            topic = require_topic(session, slug)
+            apply_changes(topic, query=query, now=now)
+            session.add(topic)
+
+    def match_versions(self, slug: str) -> dict[int, int]:
+        """Article id -> the version of ``slug`` that matched it."""
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(Match.article_id, Match.topic_version).where(
+                    Match.topic_id == self.topics[slug]
+                )
+            ).all()
+        return dict(rows)
 
     def deliveries(self) -> list[Delivery]:
         with Session(self.engine) as session:
@@ -384,3 +411,62 @@ def test_long_digest_shows_the_newest_and_counts_the_rest(
         "* Middle probe",
     ]
     assert "  ... and 1 more in this topic." in lines
+
+
+def test_retagged_article_already_delivered_is_not_delivered_again(world: World) -> None:
+    delivered = world.tag_article("Election interference probe opens")
+    unmatched = world.add_article("Foreign meddling alleged in the vote", {})
+    assert world.send(LATER).sent == [SUBSCRIBER]
+    assert world.items() == {delivered: world.topics[ELECTION]}
+
+    world.edit_query(ELECTION, '"election interference" OR meddling', now=LATER)
+    retagged = retag_pending_topics(world.engine, world.settings, now=LATER)
+
+    # The topics synced from the file had never tagged the archive either: they are due too.
+    assert retagged == {ELECTION: 2, DISINFO: 0, BANKS: 0}
+    assert world.match_versions(ELECTION) == {delivered: 2, unmatched: 2}
+    report = world.send(LATER + timedelta(minutes=5))
+    assert report.sent == [SUBSCRIBER]
+    newest = world.texts()[-1]
+    assert "Foreign meddling alleged in the vote" in newest
+    assert "Election interference probe opens" not in newest
+    assert world.items() == {delivered: world.topics[ELECTION], unmatched: world.topics[ELECTION]}
+    assert world.send(LATER + timedelta(minutes=10)).sent == []
+    assert len(world.smtp.messages) == 2
+
+
+def test_digest_marks_the_matched_words(world: World) -> None:
+    world.tag_article(
+        "Election interference probe opens",
+        summary="Officials say a troll farm spread claims of election interference.",
+    )
+
+    world.send(LATER)
+
+    [received] = world.smtp.messages
+    html = received.message.get_body(("html",))
+    assert html is not None
+    found = re.findall(r"<mark[^>]*>(.*?)</mark>", html.get_content())
+    # The title's words, then the snippet's: the excerpt is the snippet around the match.
+    assert found == ["Election interference", "election interference"]
+    [body] = world.texts()
+    assert "Officials say a troll farm spread claims of election interference." in body
+    assert "<mark" not in body
+
+
+def test_retry_after_a_retag_still_carries_the_planned_articles(world: World) -> None:
+    first = world.tag_article("Election interference probe opens")
+    world.smtp.handler.replies = ["451 4.3.0 try later"]
+    assert len(world.send(LATER).retrying) == 1
+
+    # Before the retry, the query changes so that the planned article no longer matches.
+    world.edit_query(ELECTION, "referendum", now=LATER)
+    retag_pending_topics(world.engine, world.settings, now=LATER)
+    assert world.match_versions(ELECTION) == {}
+    [delivery] = world.deliveries()
+    retried = world.send(delivery.next_attempt_at, scheduled=True)
+
+    assert retried.sent == [SUBSCRIBER]
+    [body] = world.texts()
+    assert "Election interference probe opens" in body
+    assert world.items() == {first: world.topics[ELECTION]}

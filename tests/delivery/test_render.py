@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.delivery.digest import Digest, DigestArticle, DigestSection
+from monitor.delivery.digest import Digest, DigestArticle, DigestSection, segments
 from monitor.delivery.render import (
     build_environment,
     build_message,
@@ -47,6 +47,21 @@ def article(**changes: object) -> DigestArticle:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
+def marked(text: str, *words: str) -> tuple[tuple[int, int], ...]:
+    """The character ranges of ``words`` (each found once) in ``text``."""
+    return tuple((text.index(word), text.index(word) + len(word)) for word in words)
+
+
+def highlighted() -> DigestArticle:
+    """The base article with its matched words marked, as a tagged match gives them."""
+    base = article()
+    return replace(
+        base,
+        title_highlights=marked(base.title, "2024 Election"),
+        excerpt_highlights=marked(base.excerpt, "election interference", "troll farms"),
+    )
+
+
 def fixed_digest() -> Digest:
     return Digest(
         delivery_id=7,
@@ -60,9 +75,10 @@ def fixed_digest() -> Digest:
                 "election-interference",
                 "Election interference",
                 [
-                    article(),
+                    highlighted(),
                     article(
                         title="Élection : observers fear meddling",
+                        title_highlights=marked("Élection : observers fear meddling", "meddling"),
                         url="https://presse.example.fr/élection?id=5&x=1",
                         outlet="La Presse",
                         published_at=None,
@@ -74,7 +90,13 @@ def fixed_digest() -> Digest:
             DigestSection(
                 "russian-disinformation",
                 "Russian disinformation",
-                [article(title="Troll farms <b>target</b> voters", terms=("troll farm*",))],
+                [
+                    article(
+                        title="Troll farms <b>target</b> voters",
+                        terms=("troll farm*",),
+                        title_highlights=((0, 11),),
+                    )
+                ],
                 more=2,
             ),
         ],
@@ -198,13 +220,24 @@ class _Markup(HTMLParser):
         self.tags: list[str] = []
         self.attrs: list[tuple[str, str]] = []
         self.text: list[str] = []
+        self.marked: list[str] = []  # the text of each <mark> element
+        self._in_mark = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
         self.attrs.extend((name, value or "") for name, value in attrs)
+        if tag == "mark":
+            self._in_mark = True
+            self.marked.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "mark":
+            self._in_mark = False
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
+        if self._in_mark:
+            self.marked[-1] += data
 
 
 def markup(html: str) -> _Markup:
@@ -323,3 +356,70 @@ def test_long_lines_stay_under_998_octets_on_the_wire() -> None:
     assert long_excerpt in " ".join(text.get_content().split())
     assert long_excerpt in html.get_content()
     assert unbroken in html.get_content()
+
+
+def test_highlights_are_marked() -> None:
+    rendered = render_digest(build_environment(), fixed_digest(), subject_prefix="[monitor]")
+
+    found = markup(rendered.html)
+
+    assert found.marked == [
+        "2024 Election",
+        "election interference",
+        "troll farms",
+        "meddling",
+        "Troll farms",
+    ]
+    assert "<mark" not in rendered.text
+
+
+HOSTILE_SNIPPET = "… said <script>alert('the election')</script> & <b>meddling</b> …"
+
+
+def test_highlights_inside_hostile_text_stay_text() -> None:
+    title = "<img src=x onerror=alert(1)> Election <i>meddling</i>"
+    hostile = article(
+        title=title,
+        excerpt=HOSTILE_SNIPPET,
+        title_highlights=marked(title, "Election", "<i>meddling"),
+        excerpt_highlights=marked(HOSTILE_SNIPPET, "election", "<b>meddling</b>", "& "),
+    )
+    digest = digest_with(sections=[DigestSection("votes", "Votes", [hostile])])
+
+    html = render_digest(build_environment(), digest, subject_prefix="[monitor]").html
+    found = markup(html)
+
+    assert not {"script", "img", "i", "b"} & set(found.tags)
+    assert not [name for name, _ in found.attrs if name.startswith("on")]
+    assert found.tags.count("mark") == 5
+    assert found.marked == ["Election", "<i>meddling", "election", "& ", "<b>meddling</b>"]
+    # The whole text reads as it came, marks or not.
+    assert title in "".join(found.text)
+    assert HOSTILE_SNIPPET in "".join(found.text)
+    assert "&lt;script&gt;alert(&#39;the <mark" in html
+
+
+@pytest.mark.parametrize(
+    ("text", "highlights", "expected"),
+    [
+        ("no marks", [], [("no marks", False)]),
+        ("", [(0, 3)], []),
+        ("a b c", [(2, 3)], [("a ", False), ("b", True), (" c", False)]),
+        ("a b c", [(0, 5)], [("a b c", True)]),
+        ("a b c", [(4, 5), (0, 1)], [("a", True), (" b ", False), ("c", True)]),
+        # Overlapping and touching ranges are merged, never repeating text.
+        ("abcdef", [(0, 3), (2, 5)], [("abc", True), ("de", True), ("f", False)]),
+        ("abcdef", [(1, 4), (2, 3)], [("a", False), ("bcd", True), ("ef", False)]),
+        # Ranges beyond the text (a stale match on an edited article) are cut or dropped.
+        ("abc", [(1, 99)], [("a", False), ("bc", True)]),
+        ("abc", [(5, 9)], [("abc", False)]),
+        ("abc", [(2, 2)], [("abc", False)]),
+    ],
+)
+def test_segments(
+    text: str, highlights: list[tuple[int, int]], expected: list[tuple[str, bool]]
+) -> None:
+    pieces = segments(text, highlights)
+
+    assert pieces == expected
+    assert "".join(piece for piece, _ in pieces) == text

@@ -183,7 +183,7 @@ T0 = datetime(2024, 9, 9, 4, 0, tzinfo=UTC)
 
 def add_topics(engine: Engine, *slugs: str) -> dict[str, int]:
     with Session(engine) as session, session.begin():
-        topics = [Topic(slug=slug, name=slug.title(), keywords=[slug]) for slug in slugs]
+        topics = [Topic(slug=slug, name=slug.title(), query=slug) for slug in slugs]
         session.add_all(topics)
         session.flush()
         return {topic.slug: topic.id or 0 for topic in topics}

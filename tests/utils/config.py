@@ -16,18 +16,16 @@ DEFAULT_TOPICS: list[dict[str, Any]] = [
     {
         "slug": "election-interference",
         "name": "Election interference",
-        "keywords": [
-            "election interference",
-            "interfere in the election",
-            "meddl* in the election",
-        ],
+        "query": '"election interference" OR "interfere in the election" '
+        'OR "meddl* in the election"',
     },
     {
         "slug": "russian-disinformation",
         "name": "Russian disinformation",
-        "keywords": ["russian disinformation", "disinformation campaign*", "troll farm*"],
+        "query": '"russian disinformation" OR "disinformation campaign*" OR "troll farm*"',
     },
     {
+        # The legacy form, still accepted: a list of keywords, matched when any occurs.
         "slug": "central-banks",
         "name": "Central banks",
         "keywords": ["central bank", "interest rate*"],

@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import sys
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from monitor.cli.common import console, prepare, say, settings_of, show, tell, user_errors
+from monitor.cli.topics import search, topics_app
 from monitor.db import describe_engine, head_revision
 from monitor.delivery.dispatch import preview_digests
 from monitor.delivery.render import build_environment
 from monitor.delivery.subscriptions import check_email
-from monitor.errors import ConfigError, MonitorError, NotFoundError
+from monitor.errors import ConfigError, NotFoundError
 from monitor.ingest.refresh import RefreshResult, RefreshStatus
 from monitor.ingest.store import list_articles
 from monitor.models import utcnow
@@ -34,10 +30,7 @@ from monitor.service import run_service
 from monitor.settings import Settings, load_settings, parse_duration
 from monitor.sources.feeds import add_feed, import_feeds, list_feeds
 from monitor.sources.opml import OpmlFeed, read_opml, write_opml
-from monitor.topics.catalog import get_topic, list_topics
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from monitor.topics.catalog import get_topic
 
 app = typer.Typer(
     help="monitor: poll news feeds, tag articles against watched topics, e-mail digests.",
@@ -46,63 +39,12 @@ app = typer.Typer(
     add_completion=False,
 )
 feeds_app = typer.Typer(help="List, add, import and export feeds.", no_args_is_help=True)
-topics_app = typer.Typer(
-    help="Inspect watched topics (defined in config/topics.yaml).", no_args_is_help=True
-)
 articles_app = typer.Typer(help="Browse stored articles.", no_args_is_help=True)
 digest_app = typer.Typer(help="Send topic digests.", no_args_is_help=True)
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(topics_app, name="topics")
 app.add_typer(articles_app, name="articles")
 app.add_typer(digest_app, name="digest")
-
-# Piped output is wide, so URLs stay whole for grep and scripts.
-PIPE_WIDTH = 1000
-
-
-def _console(*, stderr: bool = False) -> Console:
-    stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, width=None if stream.isatty() else PIPE_WIDTH)
-
-
-def say(text: str) -> None:
-    """Print a line of plain text (no markup: feed titles may contain brackets)."""
-    _console().print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-def show(renderable: Table) -> None:
-    """Print a table."""
-    _console().print(renderable)
-
-
-def tell(label: str, style: str, text: str) -> None:
-    """Print a labelled line on standard error: ``error: ...``, ``failed URL: ...``."""
-    line = Text.assemble((label, style), " ", text)
-    _console(stderr=True).print(line, highlight=False, soft_wrap=True)
-
-
-def user_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Print a MonitorError as one line and exit 1, instead of a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except MonitorError as exc:
-            tell("error:", "bold red", str(exc))
-            raise typer.Exit(1) from None
-        except SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-            tell("error:", "bold red", f"database: {reason}")
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.obj
-    assert isinstance(settings, Settings)
-    return settings
 
 
 @app.callback()
@@ -136,19 +78,11 @@ def root(
         raise typer.Exit(1) from None
 
 
-def _prepare(ctx: typer.Context) -> Engine:
-    """Open the database (migrating it) and bring it in line with config/."""
-    settings = _settings(ctx)
-    engine = open_database(settings)
-    sync_config(engine, settings, now=utcnow())
-    return engine
-
-
 @app.command()
 @user_errors
 def init(ctx: typer.Context) -> None:
     """Create or migrate the database and load feeds, topics and subscriptions from config/."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     engine = open_database(settings)
     synced = sync_config(engine, settings, now=utcnow())
     say(f"database  {describe_engine(engine)} at revision {head_revision()}")
@@ -173,8 +107,8 @@ def init(ctx: typer.Context) -> None:
 def run(ctx: typer.Context) -> None:
     """Run the service: poll due feeds and send due digests until SIGINT or SIGTERM."""
     logging.getLogger().setLevel(logging.INFO)
-    settings = _settings(ctx)
-    engine = _prepare(ctx)
+    settings = settings_of(ctx)
+    engine = prepare(ctx)
     # SIGINT is handled inside the service; this catches one that lands before it starts.
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_service(engine, settings))
@@ -189,10 +123,10 @@ def poll(
     ] = None,
 ) -> None:
     """Refresh every active feed now (or only --feed), store and tag new articles."""
-    settings = _settings(ctx)
-    engine = _prepare(ctx)
+    settings = settings_of(ctx)
+    engine = prepare(ctx)
     columns = (TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    progress_console = _console(stderr=True)
+    progress_console = console(stderr=True)
     with Progress(
         *columns,
         console=progress_console,
@@ -237,7 +171,7 @@ def _print_poll_summary(results: list[RefreshResult]) -> None:
 @user_errors
 def feeds_list(ctx: typer.Context) -> None:
     """List feeds with their state and last error."""
-    engine = _prepare(ctx)
+    engine = prepare(ctx)
     with Session(engine) as session:
         feeds = list_feeds(session)
     table = Table(show_header=True)
@@ -264,8 +198,8 @@ def feeds_add(
     title: Annotated[str, typer.Option(help="A title until the feed gives its own.")] = "",
 ) -> None:
     """Add a feed; it is polled on the next tick (or by `monitor poll`)."""
-    settings = _settings(ctx)
-    engine = _prepare(ctx)
+    settings = settings_of(ctx)
+    engine = prepare(ctx)
     with Session(engine) as session, session.begin():
         _, created = add_feed(
             session, url=url, title=title, interval=settings.schedule.poll_interval, now=utcnow()
@@ -280,13 +214,13 @@ def feeds_import_opml(
     path: Annotated[Path, typer.Argument(help="An OPML file, as exported by most feed readers.")],
 ) -> None:
     """Add every feed listed in an OPML file."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read: {exc.strerror or exc}") from None
     outlines = read_opml(data, source=str(path))
-    engine = _prepare(ctx)
+    engine = prepare(ctx)
     with Session(engine) as session, session.begin():
         result = import_feeds(
             session, outlines, interval=settings.schedule.poll_interval, now=utcnow()
@@ -305,7 +239,7 @@ def feeds_export_opml(
     ] = None,
 ) -> None:
     """Write every feed as OPML."""
-    engine = _prepare(ctx)
+    engine = prepare(ctx)
     with Session(engine) as session:
         outlines = [OpmlFeed(f.url, f.title, f.site_url, f.category) for f in list_feeds(session)]
     document = write_opml(outlines)
@@ -314,27 +248,6 @@ def feeds_export_opml(
         return
     path.write_bytes(document)
     say(f"{len(outlines)} feeds written to {path}")
-
-
-@topics_app.command("list")
-@user_errors
-def topics_list(ctx: typer.Context) -> None:
-    """List topics and their keywords."""
-    engine = _prepare(ctx)
-    with Session(engine) as session:
-        topics = list_topics(session)
-    table = Table(show_header=True)
-    for column in ("slug", "name", "enabled", "version", "keywords"):
-        table.add_column(column, overflow="fold")
-    for topic in topics:
-        table.add_row(
-            topic.slug,
-            topic.name,
-            "yes" if topic.enabled else "no",
-            str(topic.version),
-            ", ".join(topic.keywords),
-        )
-    show(table)
 
 
 @articles_app.command("list")
@@ -351,7 +264,7 @@ def articles_list(
 ) -> None:
     """List the newest stored articles."""
     cutoff = utcnow() - parse_duration(since) if since else None
-    engine = _prepare(ctx)
+    engine = prepare(ctx)
     with Session(engine) as session:
         topic_id = None
         if topic is not None:
@@ -381,9 +294,9 @@ def digest_send(
     ] = None,
 ) -> None:
     """Send each subscriber a digest now of the matches they have not received yet."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     email = check_email(to) if to else None
-    engine = _prepare(ctx)
+    engine = prepare(ctx)
     if dry_run:
         env = build_environment(settings.config_file(settings.files.templates))
         previews = preview_digests(engine, settings, env, now=utcnow(), email=email)
@@ -412,6 +325,9 @@ def _mail_route(settings: Settings) -> str:
 
 def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+app.command("search")(search)
 
 
 def main() -> None:
