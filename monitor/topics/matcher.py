@@ -15,7 +15,7 @@ import math
 import operator
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from urllib.parse import urlsplit
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import ahocorasick
 
 from monitor.text import fold, split_words
-from monitor.topics.query import And, Field, Near, Node, Not, Or, Source, Words
+from monitor.topics.query import And, Field, Near, Node, Not, Or, Source, Words, positional
 
 TITLE, TEXT, AUTHOR = "title", "text", "author"
 UNSCOPED = (TITLE, TEXT)
@@ -607,27 +607,15 @@ def _quick_places(node: Node, fields: tuple[str, ...], literals: dict[int, _Lite
     return fail
 
 
-def _near_pair(lefts: list[_Place], rights: list[_Place], distance: int, ordered: bool) -> bool:
-    """Whether a left and a right place are within ``distance`` words (see _near_places)."""
-    for field_name, left_start, left_end in lefts:
-        for other, right_start, right_end in rights:
-            if other != field_name:
-                continue
-            if right_start >= left_end:
-                if right_start - left_end <= distance:
-                    return True
-            elif not ordered and left_start >= right_end and left_start - right_end <= distance:
-                return True
-    return False
-
-
-def _near_places(
+def _near_pairs(
     lefts: list[_Place], rights: list[_Place], distance: int, ordered: bool
-) -> list[_Place]:
-    """The spans of the pairs of a left and a right place within ``distance`` words."""
-    found = []
-    for field_name, left_start, left_end in lefts:
-        for other, right_start, right_end in rights:
+) -> Iterator[tuple[_Place, _Place]]:
+    """The pairs of a left and a right place in one field, apart (never overlapping), with at
+    most ``distance`` words between them; the left one first when ``ordered``."""
+    for left in lefts:
+        field_name, left_start, left_end = left
+        for right in rights:
+            other, right_start, right_end = right
             if other != field_name:
                 continue
             if right_start >= left_end:
@@ -637,8 +625,22 @@ def _near_places(
             else:
                 continue
             if gap <= distance:
-                found.append((field_name, min(left_start, right_start), max(left_end, right_end)))
-    return found
+                yield left, right
+
+
+def _near_pair(lefts: list[_Place], rights: list[_Place], distance: int, ordered: bool) -> bool:
+    """Whether any left and right place make a NEAR pair."""
+    return next(_near_pairs(lefts, rights, distance, ordered), None) is not None
+
+
+def _near_places(
+    lefts: list[_Place], rights: list[_Place], distance: int, ordered: bool
+) -> list[_Place]:
+    """The span covering each NEAR pair."""
+    return [
+        (left[0], min(left[1], right[1]), max(left[2], right[2]))
+        for left, right in _near_pairs(lefts, rights, distance, ordered)
+    ]
 
 
 # --- evaluating ---------------------------------------------------------------------------
@@ -684,22 +686,11 @@ class _Evaluation:
         lefts, rights = self.places(node.left, fields), self.places(node.right, fields)
         self._recording = recording
         found = []
-        for field_name, left_start, left_end in lefts:
-            for other, right_start, right_end in rights:
-                if other != field_name:
-                    continue
-                if right_start >= left_end:
-                    gap = right_start - left_end
-                elif not node.ordered and left_start >= right_end:
-                    gap = left_start - right_end
-                else:
-                    continue
-                if gap <= node.distance:
-                    span = (min(left_start, right_start), max(left_end, right_end))
-                    found.append((field_name, *span))
-                    if recording:
-                        self._record_near_side(node.left, (field_name, left_start, left_end))
-                        self._record_near_side(node.right, (field_name, right_start, right_end))
+        for left, right in _near_pairs(lefts, rights, node.distance, node.ordered):
+            found.append((left[0], min(left[1], right[1]), max(left[2], right[2])))
+            if recording:
+                self._record_near_side(node.left, left)
+                self._record_near_side(node.right, right)
         return found
 
     def _record_near_side(self, side: Node, place: _Place) -> None:
@@ -843,7 +834,7 @@ def explain(rule: TopicRule, article: ArticleView) -> list[Explanation]:
     def walk(node: Node, scope: Sequence[str], depth: int) -> None:
         matched = evaluation.matches(node, scope)
         spans: tuple[Span, ...] = ()
-        if _positional_node(node):
+        if positional(node):
             ranges = (
                 (name, fields[name].char_span(first, after - 1))
                 for name, first, after in evaluation.places(node, scope)
@@ -856,16 +847,6 @@ def explain(rule: TopicRule, article: ArticleView) -> list[Explanation]:
 
     walk(rule.query, UNSCOPED, 0)
     return lines
-
-
-def _positional_node(node: Node) -> bool:
-    if isinstance(node, Words | Near):
-        return True
-    if isinstance(node, Or):
-        return all(_positional_node(clause) for clause in node.clauses)
-    if isinstance(node, Field):
-        return _positional_node(node.clause)
-    return False
 
 
 def _label(node: Node) -> str:

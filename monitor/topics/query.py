@@ -326,7 +326,7 @@ class _Parser:
                 raise self.fail(f"{operator.text} needs a term on both sides", operator)
             right = self.parse_primary()
             for side in (left, right):
-                if not _positional(side):
+                if not positional(side):
                     raise self.fail(
                         f"{operator.text} needs terms, phrases or OR groups on both sides", operator
                     )
@@ -423,14 +423,14 @@ def _source_value(text: str) -> str:
     return " ".join(fold(text).split())
 
 
-def _positional(node: Node) -> bool:
+def positional(node: Node) -> bool:
     """Whether ``node`` matches at places in the text (so it can stand beside NEAR)."""
     if isinstance(node, Words | Near):
         return True
     if isinstance(node, Or):
-        return all(_positional(clause) for clause in node.clauses)
+        return all(positional(clause) for clause in node.clauses)
     if isinstance(node, Field):
-        return _positional(node.clause)
+        return positional(node.clause)
     return False
 
 
