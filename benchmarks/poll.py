@@ -33,11 +33,11 @@ from benchmarks.common import (
     rate,
     skipped,
 )
-from benchmarks.feedserver import corpus_documents, serving
 from monitor.models import Article, utcnow
 from monitor.operations import open_database, poll_feeds, sync_config
 from monitor.settings import Settings, load_settings
 from monitor.sources.opml import OpmlFeed, write_opml
+from tests.utils.feedserver import running_feed_server
 
 TITLE = "poll: corpus from 127.0.0.1 -> poll_feeds (fetch, parse, store, tag)"
 
@@ -132,8 +132,13 @@ def run() -> list[Table]:
     if corpus is None:
         return [skipped(TITLE, corpus_missing())]
     results: dict[str, PollFigures] = {}
-    with serving(corpus_documents(corpus.feeds)) as server, fresh_databases("bench_poll") as dbs:
-        feeds = [(server.url(feed.name), feed.title) for feed in corpus.feeds]
+    with running_feed_server() as server, fresh_databases("bench_poll") as dbs:
+        # No charset in the Content-Type: the documents declare their own encodings.
+        feeds = [
+            (server.add(f"/feeds/{feed.name}", feed.read(), content_type=feed.content_type),
+             feed.title)
+            for feed in corpus.feeds
+        ]  # fmt: skip
         for label, url in dbs:
             progress(f"poll: {len(feeds)} feeds into {label} (cold, then warm)")
             results[label] = _in_child(url, feeds)

@@ -36,12 +36,20 @@ class Route:
         return '"' + hashlib.sha256(self.body).hexdigest()[:16] + '"'
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # With the default backlog of 5, twenty clients connecting at once wait for SYN
+    # retransmits (a second each), and a poll of many feeds would measure those.
+    request_queue_size = 256
+
+
 class FeedServer:
-    """Serves ``routes``; counts hits and keeps the headers of every request."""
+    """Serves ``routes``; counts hits and statuses, keeps the headers of every request."""
 
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: Counter[str] = Counter()
+        self.statuses: Counter[int] = Counter()
         self.requests: list[tuple[str, dict[str, str]]] = []
         self._lock = threading.Lock()
         server = self
@@ -55,9 +63,8 @@ class FeedServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
+        self.port = int(self.httpd.server_address[1])
         # A short poll interval keeps shutdown (and so every test's teardown) fast.
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -92,10 +99,10 @@ class FeedServer:
             return
         self._reply(request, route.status, route.body, headers)
 
-    @staticmethod
     def _reply_chunked(
-        request: BaseHTTPRequestHandler, route: Route, headers: dict[str, str]
+        self, request: BaseHTTPRequestHandler, route: Route, headers: dict[str, str]
     ) -> None:
+        self._count(route.status)
         request.send_response(route.status)
         for name, value in headers.items():
             request.send_header(name, value)
@@ -112,10 +119,14 @@ class FeedServer:
         except ConnectionError:
             request.close_connection = True  # the client gave up; that is what a test wanted
 
-    @staticmethod
+    def _count(self, status: int) -> None:
+        with self._lock:
+            self.statuses[status] += 1
+
     def _reply(
-        request: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str]
+        self, request: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str]
     ) -> None:
+        self._count(status)
         request.send_response(status)
         for name, value in headers.items():
             request.send_header(name, value)
