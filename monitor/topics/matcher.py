@@ -23,7 +23,18 @@ from urllib.parse import urlsplit
 import ahocorasick
 
 from monitor.text import fold, split_words
-from monitor.topics.query import And, Field, Near, Node, Not, Or, Source, Words, positional
+from monitor.topics.query import (
+    And,
+    Field,
+    Near,
+    Node,
+    Not,
+    Or,
+    Source,
+    Words,
+    positional,
+    requires_something,
+)
 
 TITLE, TEXT, AUTHOR = "title", "text", "author"
 UNSCOPED = (TITLE, TEXT)
@@ -294,7 +305,7 @@ class Matcher:
         self._group_topic: list[int] = []
         self._group_count: list[int] = []
         for index, rule in enumerate(self.rules):
-            compiled = _Compiled(rule, needs_text=_needs_text(rule.query))
+            compiled = _Compiled(rule, needs_text=requires_something(rule.query, sources=False))
             for node, negated in _words_nodes(rule.query):
                 literal = self._literal(node)
                 compiled.literals[id(node)] = literal
@@ -496,19 +507,6 @@ def _words_nodes(node: Node, negated: bool = False) -> Iterable[tuple[Words, boo
         yield from _words_nodes(node.right, negated)
     elif isinstance(node, Field):
         yield from _words_nodes(node.clause, negated)
-
-
-def _needs_text(node: Node) -> bool:
-    """Whether every match needs a word of the query in the article (not only a source test)."""
-    if isinstance(node, Words | Near):
-        return True
-    if isinstance(node, Field):
-        return _needs_text(node.clause)
-    if isinstance(node, And):
-        return any(_needs_text(clause) for clause in node.clauses)
-    if isinstance(node, Or):
-        return all(_needs_text(clause) for clause in node.clauses)
-    return False
 
 
 # --- testing quickly ----------------------------------------------------------------------

@@ -446,16 +446,19 @@ def _has_field(node: Node) -> bool:
     return False
 
 
-def requires_something(node: Node) -> bool:
-    """Whether every match needs a word of the query or a source test (no pure NOT)."""
-    if isinstance(node, Words | Near | Source):
+def requires_something(node: Node, *, sources: bool = True) -> bool:
+    """Whether every match needs a word of the query, or (``sources``) a source test such as
+    ``site:``; a query of NOT clauses alone needs neither."""
+    if isinstance(node, Words | Near):
         return True
+    if isinstance(node, Source):
+        return sources
     if isinstance(node, Field):
-        return requires_something(node.clause)
+        return requires_something(node.clause, sources=sources)
     if isinstance(node, And):
-        return any(requires_something(clause) for clause in node.clauses)
+        return any(requires_something(clause, sources=sources) for clause in node.clauses)
     if isinstance(node, Or):
-        return all(requires_something(clause) for clause in node.clauses)
+        return all(requires_something(clause, sources=sources) for clause in node.clauses)
     return False
 
 
