@@ -119,15 +119,17 @@ class _FieldText:
     def __init__(self, name: str, text: str) -> None:
         self.name = name
         self.text = text
-        # The fast path: ASCII text (once curly quotes and dashes are spaces) keeps its length,
-        # so word positions in it are positions in the original.
-        self._ascii = _ascii_words(text)
-        if self._ascii is not None:
-            self.tokens = self._ascii.split()
+        # The fast path: text whose characters fold to ASCII (curly quotes, é, ü, ⓐ) becomes
+        # lower-case ASCII words and spaces; when each character folded to one character it
+        # keeps its length, so word positions in it are positions in the original.
+        ascii_form = _ascii_words(text)
+        self._ascii: str | None = None
+        if ascii_form is not None:
+            words, same_length = ascii_form
+            self.tokens = words.split()
+            self._ascii = words if same_length else None
         else:
-            folded = fold(text)
-            ascii_folded = _ascii_words(folded)
-            self.tokens = ascii_folded.split() if ascii_folded else split_words(folded)
+            self.tokens = split_words(fold(text))
         self._spans: list[tuple[int, int]] | None = None
         self._starts: list[int] | None = None
         self._word_starts: list[int] | None = None
@@ -171,19 +173,34 @@ def _word_starts(words: str) -> list[int]:
     return list(itertools.compress(itertools.chain((0,), after), pieces))
 
 
-def _ascii_words(text: str) -> str | None:
-    """``text`` lower-cased with every non-word character a space; None if it has non-ASCII
-    characters that fold to letters or digits. The result has the length of ``text``."""
+def _ascii_words(text: str) -> tuple[str, bool] | None:
+    """``text`` folded to lower-case ASCII, every non-word character a space, and whether it
+    kept its length; None when a character folds to a letter outside ASCII (Cyrillic, say)."""
+    same_length = True
     if not text.isascii():
         for char in _TYPOGRAPHIC:
             if char in text:
                 text = text.replace(char, " ")
         if not text.isascii():
-            # Symbols such as € or ° are separators like any punctuation; letters are not.
-            if not all(map(_separates, set(_NON_ASCII.findall(text)))):
-                return None
-            text = text.encode("ascii", "replace").decode("ascii")
-    return text.lower().encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii")
+            # A handful of distinct characters, each replaced throughout in one C call.
+            for char in set(_NON_ASCII.findall(text)):
+                replacement = _ascii_fold(char)
+                if replacement is None:
+                    return None
+                same_length = same_length and len(replacement) == 1
+                text = text.replace(char, replacement)
+    words = text.lower().encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii")
+    return words, same_length
+
+
+@lru_cache(maxsize=4096)
+def _ascii_fold(char: str) -> str | None:
+    """What ``char`` becomes in the ASCII form: its fold when that is ASCII (é -> e, ß -> ss,
+    a combining accent -> nothing), a space for a symbol (€, °), None for any other letter."""
+    folded = _fold_char(char)
+    if folded.isascii():
+        return folded
+    return None if split_words(folded) else " "
 
 
 @lru_cache(maxsize=4096)
