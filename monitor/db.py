@@ -7,7 +7,6 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -113,12 +112,6 @@ def head_revision() -> str:
     return head
 
 
-def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at, or None when it was never migrated."""
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
-
-
 def upgrade_database(engine: Engine) -> str:
     """Run the Alembic migrations up to head, once even when several processes start together."""
     check_connection(engine)
@@ -149,17 +142,6 @@ def _sqlite_foreign_keys(connection: Connection, *, on: bool) -> None:
     driver = connection.connection.driver_connection
     assert driver is not None
     driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
-
-
-def require_current_schema(engine: Engine) -> None:
-    """Raise DatabaseError unless the database has been migrated to head."""
-    check_connection(engine)
-    current, head = current_revision(engine), head_revision()
-    if current != head:
-        found = current or "no monitor tables"
-        raise DatabaseError(
-            f"database {describe_engine(engine)} is at {found}, expected {head}: run `monitor init`"
-        )
 
 
 def dialect_insert(session: Session, table: type[SQLModel] | Table) -> Insert:
