@@ -45,6 +45,12 @@ _Place = tuple[str, int, int]  # field, first word, word after the last
 _second = operator.itemgetter(1)
 # The most requirement groups an OR of groups expands to (see _requirements).
 MAX_GROUPS = 16
+# Articles whose literals are counted before each topic's trigger group is chosen again.
+OBSERVED_ARTICLES = 200
+# Words of a field placed one by one in the text before all of them are placed at once.
+CHAR_STARTS_LOOKED_UP = 16
+# Up to this many (left, right) place pairs, NEAR tries them all rather than sorting.
+NEAR_PAIRS_TRIED = 32
 
 # Common typographic characters, each replaced by one space so offsets do not move and
 # English text with curly quotes or dashes still takes the fast ASCII path.
@@ -133,6 +139,8 @@ class _FieldText:
         self._spans: list[tuple[int, int]] | None = None
         self._starts: list[int] | None = None
         self._word_starts: list[int] | None = None
+        self._char_starts: dict[int, int] = {}
+        self._padded: str | None = None
         # Words joined by single spaces, with a space at each end: a literal " a b " can only
         # match whole words, and a prefix " elec" only at a word start.
         self.joined = " " + " ".join(self.tokens) + " "
@@ -145,6 +153,32 @@ class _FieldText:
             self._starts = list(itertools.accumulate(lengths, initial=1))
         return bisect.bisect_right(self._starts, offset) - 1
 
+    def _char_start(self, index: int) -> int:
+        """Where word ``index`` starts in the text (which has the length of its ASCII form)."""
+        assert self._ascii is not None
+        if self._word_starts is not None:
+            return self._word_starts[index]
+        start = self._char_starts.get(index)
+        if start is not None:
+            return start
+        if len(self._char_starts) >= CHAR_STARTS_LOOKED_UP:
+            # Many words to place: place them all in one go.
+            self._word_starts = _word_starts(self._ascii)
+            return self._word_starts[index]
+        # Few words to place (a handful per match): the word is the n-th whole-word occurrence
+        # of its text, n counted among the words before it.
+        word = self.tokens[index]
+        nth = self.tokens[:index].count(word)
+        if self._padded is None:
+            self._padded = f" {self._ascii} "
+        padded, pattern = self._padded, f" {word} "
+        offset = padded.find(pattern)
+        for _ in range(nth):
+            offset = padded.find(pattern, offset + len(pattern) - 1)
+        # The pattern's opening space is the padding's or the one before the word.
+        start = self._char_starts[index] = offset
+        return start
+
     def char_span(self, first: int, last: int) -> tuple[int, int] | None:
         """Characters of the original text covering words ``first`` to ``last`` inclusive.
 
@@ -152,9 +186,7 @@ class _FieldText:
         """
         if self._ascii is not None:
             # Same length as the original: a word's place in it is its place in the text.
-            if self._word_starts is None:
-                self._word_starts = _word_starts(self._ascii)
-            return self._word_starts[first], self._word_starts[last] + len(self.tokens[last])
+            return self._char_start(first), self._char_start(last) + len(self.tokens[last])
         if self._spans is None:
             tokens, spans = _unicode_words(self.text)
             self._spans = spans if tokens == self.tokens else []
@@ -287,6 +319,8 @@ class _Compiled:
     test: _Test = field(default=lambda _occurrences, _article: True)
     # id() of a NEAR side -> the literals of its words, made when first needed.
     sides: dict[int, list[_Literal]] = field(default_factory=dict)
+    # Groups of literal ids: the topic can only match an article with one of each.
+    groups: list[frozenset[int]] = field(default_factory=list)
 
 
 def _pattern(words: Words) -> tuple[str, bool, tuple[str, ...]]:
@@ -303,7 +337,8 @@ class Matcher:
 
     Only topics whose every required group of literals has one in the article (see
     ``_requirements``) are evaluated, first without recording anything; the few that match are
-    evaluated again to record what to highlight.
+    evaluated again to record what to highlight. A topic waits on the literals of one of its
+    groups, the one least often found in the first articles matched (see ``_Plan``).
     """
 
     def __init__(self, rules: Iterable[TopicRule]) -> None:
@@ -316,12 +351,7 @@ class Matcher:
         self._pattern_ids: dict[str, int] = {}
         self._ids = itertools.count()
         self._checked: dict[int, list[_Literal]] = defaultdict(list)
-        # Every topic's requirement groups are numbered: literal id -> the groups it is in,
-        # group -> its topic's index, topic index -> how many groups it has.
-        self._groups_of: dict[int, list[int]] = defaultdict(list)
-        self._group_topic: list[int] = []
-        self._group_count: list[int] = []
-        for index, rule in enumerate(self.rules):
+        for rule in self.rules:
             compiled = _Compiled(rule, needs_text=requires_something(rule.query, sources=False))
             for node, negated in _words_nodes(rule.query):
                 literal = self._literal(node)
@@ -329,19 +359,11 @@ class Matcher:
                 if not negated:
                     compiled.positive.add(literal.id)
             compiled.test = _quick_test(rule.query, UNSCOPED, compiled.literals)
-            self._topics.append(compiled)
-            groups: list[frozenset[int]] = []
             if compiled.needs_text:
-                groups = _requirements(rule.query, compiled.literals) or [
+                compiled.groups = _requirements(rule.query, compiled.literals) or [
                     frozenset(compiled.positive)
                 ]
-            for group in groups:
-                number = len(self._group_topic)
-                for literal_id in group:
-                    self._groups_of[literal_id].append(number)
-                self._group_topic.append(index)
-            self._group_count.append(len(groups))
-        self._grouped = frozenset(self._groups_of)
+            self._topics.append(compiled)
         self._automaton: ahocorasick.Automaton | None = None
         if self._pattern_ids:
             self._automaton = ahocorasick.Automaton()
@@ -349,6 +371,10 @@ class Matcher:
                 self._automaton.add_word(pattern, pattern_id)
             self._automaton.make_automaton()
         self._always = [t for t in self._topics if not t.needs_text]
+        self._plan = _Plan.make(self._topics, Counter())
+        # How often each literal turns up in the first articles, to choose the triggers again.
+        self._seen: Counter[int] = Counter()
+        self._to_observe = OBSERVED_ARTICLES
 
     def _literal(self, words: Words) -> _Literal:
         """The literal of ``words``, made the first time these tokens are seen."""
@@ -373,6 +399,8 @@ class Matcher:
         """Every topic whose query matches ``article``, best score first."""
         fields = _fields(article)
         occurrences = _Occurrences(self, fields)
+        if self._to_observe:
+            self._observe(occurrences.present)
         hits = []
         for topic in self._candidates(occurrences.present):
             if not topic.test(occurrences, article):
@@ -382,19 +410,53 @@ class Matcher:
                 hits.append(evaluation.hit(fields))
         return sorted(hits, key=lambda hit: (-hit.score, hit.slug))
 
+    def _observe(self, present: set[int]) -> None:
+        self._seen.update(present)
+        self._to_observe -= 1
+        if not self._to_observe:
+            # One assignment: a thread matching meanwhile uses the old plan or the new one,
+            # and either gives the same candidates.
+            self._plan = _Plan.make(self._topics, self._seen)
+            self._seen = Counter()
+
     def _candidates(self, present: set[int]) -> list[_Compiled]:
         """Topics with a literal in the article from each of their requirement groups, in
         order, then the topics that need none."""
-        # Set and iterator operations only: this runs for every article and every topic.
-        groups_of = map(self._groups_of.__getitem__, present & self._grouped)
-        satisfied = Counter(
-            map(self._group_topic.__getitem__, set(itertools.chain.from_iterable(groups_of)))
-        )
-        indexes = list(satisfied)
-        complete = map(operator.eq, satisfied.values(), map(self._group_count.__getitem__, indexes))
-        chosen = [self._topics[index] for index in sorted(itertools.compress(indexes, complete))]
+        # Set and iterator operations, but for the few topics triggered.
+        plan = self._plan
+        waiting = map(plan.triggers.__getitem__, present & plan.trigger_ids)
+        triggered = sorted(set(itertools.chain.from_iterable(waiting)))
+        topics, others, disjoint = self._topics, plan.others, present.isdisjoint
+        chosen = [topics[i] for i in triggered if not any(map(disjoint, others[i]))]
         chosen.extend(self._always)
         return chosen
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Which topics to evaluate for an article: each topic waits on the literals of one of its
+    requirement groups (its trigger), and checks its other groups when one of them is found."""
+
+    triggers: dict[int, list[int]]  # literal id -> the topics it triggers
+    trigger_ids: frozenset[int]
+    others: list[tuple[frozenset[int], ...]]  # topic index -> its other groups
+
+    @classmethod
+    def make(cls, topics: Sequence[_Compiled], seen: Counter[int]) -> _Plan:
+        """Each topic's trigger: its group whose literals were found least often in ``seen``
+        (the group of fewest literals when nothing was seen)."""
+        triggers: dict[int, list[int]] = defaultdict(list)
+        others: list[tuple[frozenset[int], ...]] = []
+        for index, topic in enumerate(topics):
+            groups = topic.groups
+            if not groups:
+                others.append(())
+                continue
+            pick = min(groups, key=lambda group: (sum(map(seen.__getitem__, group)), len(group)))
+            for literal_id in pick:
+                triggers[literal_id].append(index)
+            others.append(tuple(group for group in groups if group is not pick))
+        return cls(dict(triggers), frozenset(triggers), others)
 
 
 def _fields(article: ArticleView) -> dict[str, _FieldText]:
@@ -551,6 +613,9 @@ def _quick_test(node: Node, fields: tuple[str, ...], literals: dict[int, _Litera
     if isinstance(node, And):
         tests = [_quick_test(clause, fields, literals) for clause in node.clauses]
         return lambda occurrences, article: all(test(occurrences, article) for test in tests)
+    if isinstance(node, Or) and all(type(clause) is Words for clause in node.clauses):
+        # A list of words or phrases, the commonest clause: one set operation rules it out.
+        return partial(_quick_any_word, [literals[id(clause)] for clause in node.clauses], fields)
     if isinstance(node, Or):
         tests = [_quick_test(clause, fields, literals) for clause in node.clauses]
         return lambda occurrences, article: any(test(occurrences, article) for test in tests)
@@ -569,6 +634,17 @@ def _quick_words(
     """Whether ``literal`` occurs in one of ``fields`` (made a test with functools.partial,
     which takes less memory than a closure: there is one per word of every query)."""
     return literal.id in occurrences.present and occurrences.occurs(literal, fields)
+
+
+def _quick_any_word(
+    side: list[_Literal],
+    fields: tuple[str, ...],
+    occurrences: _Occurrences,
+    _article: ArticleView,
+) -> bool:
+    """Whether one of the literals of ``side`` occurs in one of ``fields``."""
+    present = occurrences.present
+    return any(occurrences.occurs(literal, fields) for literal in side if literal.id in present)
 
 
 def _quick_places(node: Node, fields: tuple[str, ...], literals: dict[int, _Literal]) -> _Places:
@@ -645,7 +721,30 @@ def _near_pairs(
 
 def _near_pair(lefts: list[_Place], rights: list[_Place], distance: int, ordered: bool) -> bool:
     """Whether any left and right place make a NEAR pair."""
-    return next(_near_pairs(lefts, rights, distance, ordered), None) is not None
+    if len(lefts) * len(rights) <= NEAR_PAIRS_TRIED:
+        return next(_near_pairs(lefts, rights, distance, ordered), None) is not None
+    # Many places (common words on both sides): look for each left place's partner among
+    # the right places sorted by start (after it) and by end (before it).
+    edges: dict[str, tuple[list[int], list[int]]] = {}
+    for name, start, end in rights:
+        starts, ends = edges.setdefault(name, ([], []))
+        starts.append(start)
+        ends.append(end)
+    for starts, ends in edges.values():
+        starts.sort()
+        ends.sort()
+    for name, start, end in lefts:
+        if name not in edges:
+            continue
+        starts, ends = edges[name]
+        after = bisect.bisect_left(starts, end)
+        if after < len(starts) and starts[after] - end <= distance:
+            return True
+        if not ordered:
+            before = bisect.bisect_left(ends, start - distance)
+            if before < len(ends) and ends[before] <= start:
+                return True
+    return False
 
 
 def _near_places(
@@ -726,8 +825,12 @@ class _Evaluation:
 
     def matches(self, node: Node, fields: Sequence[str]) -> bool:
         """Whether ``node`` holds for the article, its words looked for in ``fields``."""
-        if isinstance(node, Words) and not self._recording:
-            return self.occurrences.occurs(self.topic.literals[id(node)], fields)
+        if type(node) is Words:
+            literal = self.topic.literals[id(node)]
+            if literal.id not in self.occurrences.present:
+                return False
+            if not self._recording:
+                return self.occurrences.occurs(literal, fields)
         if isinstance(node, Words | Near):
             return bool(self.places(node, fields))
         if isinstance(node, And):
@@ -802,7 +905,11 @@ def make_snippet(text: str, spans: Sequence[Span], width: int = SNIPPET_CHARS) -
     if not spans:
         cut = _cut_end(text, width)
         return Snippet(cut + (" …" if len(cut) < len(text.rstrip()) else ""))
-    first = max(spans, key=lambda a: sum(a.start <= s.start < a.start + width for s in spans))
+    # The span with the most spans starting within ``width`` characters of it.
+    starts = sorted(span.start for span in spans)
+    first = max(
+        spans, key=lambda a: bisect.bisect_left(starts, a.start + width) - starts.index(a.start)
+    )
     start = max(0, first.start - width // 3)
     if start:
         space = text.find(" ", start, first.start)

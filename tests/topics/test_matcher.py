@@ -772,3 +772,70 @@ def test_matching_ignores_case(query: str, text: str) -> None:
     assert matches(query.upper(), text=text) is expected
     assert matches(query, text=text.upper()) is expected
     assert matches(query, text=text.lower()) is expected
+
+
+# --- the short cuts give the answers of the long way ------------------------------------------
+
+
+NEWS = [
+    ArticleView("Russia and the election", "Kremlin meddling in the election, officials say."),
+    ArticleView("Weather", "Rain in Paris; the election is far away. Russia is not mentioned."),
+    ArticleView("Kremlin denies", "The Kremlin denied any interference. Russian trolls, again."),
+    ArticleView("Markets", "Shares fell in Tokyo and London as oil rose."),
+]
+TOPICS = [
+    rule("(Russia* OR Kremlin) AND election", "a", 1),
+    rule("Kremlin NEAR/3 interference", "b", 2),
+    rule('"the election" AND NOT title:weather', "c", 3),
+    rule("(oil OR shares) AND (Tokyo OR London) AND NOT Kremlin", "d", 4),
+]
+
+
+def test_choosing_triggers_from_what_was_seen_changes_no_match(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("monitor.topics.matcher.OBSERVED_ARTICLES", 2)
+    matcher = Matcher(TOPICS)
+    plan = matcher._plan
+    before = [matcher.match(article) for article in NEWS]
+    after = [matcher.match(article) for article in NEWS]
+    # After two articles, topic b waits on "interference" (not seen) rather than on "Kremlin".
+    assert matcher._plan.triggers != plan.triggers
+    assert after == before
+    assert [sorted(hit.slug for hit in hits) for hits in after] == [["a", "c"], ["a"], ["b"], ["d"]]
+
+
+def test_near_with_many_places_finds_what_trying_every_pair_finds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = " ".join(["alpha w1 w2 w3 w4 w5 w6 beta w7 w8"] * 6 + ["gamma w9 w10 delta"])
+    # alpha at 0, 10 ... 50; beta at 7, 17 ... 57: a beta is 6 words after an alpha and
+    # 2 before the next; gamma at 60, delta at 63.
+    queries = [
+        "alpha NEAR/1 beta",
+        "alpha NEAR/2 beta",
+        "beta ONEAR/1 alpha",
+        "beta ONEAR/2 alpha",
+        "alpha ONEAR/5 beta",
+        "alpha ONEAR/6 beta",
+        "(alpha OR gamma) NEAR/2 delta",
+        "delta ONEAR/5 gamma",
+    ]
+    sorted_way = [matches(query, text=text) for query in queries]
+    monkeypatch.setattr("monitor.topics.matcher.NEAR_PAIRS_TRIED", 10**9)
+    every_pair = [matches(query, text=text) for query in queries]
+    assert sorted_way == every_pair == [False, True, False, True, False, True, True, False]
+
+
+@pytest.mark.parametrize("looked_up", [0, 1, 1000])
+def test_spans_are_the_same_placed_one_by_one_or_all_at_once(
+    monkeypatch: pytest.MonkeyPatch, looked_up: int
+) -> None:
+    monkeypatch.setattr("monitor.topics.matcher.CHAR_STARTS_LOOKED_UP", looked_up)
+    article = ArticleView(
+        "Vote, vote: the vote",
+        "Vote!  Then  “vote” again, vote-vote and voters vote... vote",
+    )
+    hit = Matcher([rule("vote")]).match(article)[0]
+    in_title = [("title", "Vote"), ("title", "vote"), ("title", "vote")]
+    assert marked(hit, article) == [*in_title, ("text", "Vote"), *[("text", "vote")] * 5]
