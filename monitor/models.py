@@ -161,19 +161,37 @@ class Subscriber(SQLModel, table=True):
     email: str = Field(max_length=320, unique=True)
     name: str = Field(default="", sa_type=Text)
     timezone: str = Field(default="UTC", max_length=64)
+    # Opt-in: a short "nothing new" e-mail for a period without any new story.
+    notify_empty: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class Frequency(StrEnum):
+    """How often a subscription's digest goes out."""
+
+    INSTANT = "instant"
+    HOURLY = "hourly"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
 class Subscription(SQLModel, table=True):
-    """A subscriber's interest in one topic, and when they want to hear about it."""
+    """A subscriber's interest in one topic, and when they want to hear about it.
+
+    ``send_time`` (local HH:MM) applies to daily and weekly subscriptions, ``weekday`` (0 is
+    Monday) to weekly ones. ``unsubscribed_at`` is set by an unsubscribe: the row stays, so
+    syncing subscriptions.yaml does not subscribe the person again behind their back.
+    """
 
     __table_args__ = (UniqueConstraint("subscriber_id", "topic_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
     topic_id: int = Field(foreign_key="topic.id", index=True)
-    frequency: str = Field(default="daily", max_length=16)
+    frequency: Frequency = Field(default=Frequency.DAILY, sa_type=String(16))
     send_time: str = Field(default="08:00", max_length=5)
+    weekday: int = 0
+    unsubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -193,6 +211,9 @@ class Delivery(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, sa_type=Text)
+    # A worker's lease on the delivery while it sends it: another worker skips it until then.
+    claimed_by: str | None = Field(default=None, max_length=100)
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

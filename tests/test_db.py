@@ -28,7 +28,6 @@ from monitor.models import (
     Article,
     Feed,
     Match,
-    Subscriber,
     Subscription,
     Topic,
     TopicPriority,
@@ -165,6 +164,23 @@ MATCH_0001 = sa.table(
     sa.column("terms", sa.JSON()),
     sa.column("matched_at", UTCDateTime()),
 )
+SUBSCRIBER_0001 = sa.table(
+    "subscriber",
+    sa.column("id", sa.Integer()),
+    sa.column("email", sa.String()),
+    sa.column("name", sa.Text()),
+    sa.column("timezone", sa.String()),
+    sa.column("created_at", UTCDateTime()),
+)
+SUBSCRIPTION_0001 = sa.table(
+    "subscription",
+    sa.column("id", sa.Integer()),
+    sa.column("subscriber_id", sa.Integer()),
+    sa.column("topic_id", sa.Integer()),
+    sa.column("frequency", sa.String()),
+    sa.column("send_time", sa.String()),
+    sa.column("created_at", UTCDateTime()),
+)
 KEYWORD_TOPICS = [
     (1, "votes", ["election interference", "meddl* in the election", "Kremlin"], 3, True),
     (2, "banks", ["central bank"], 1, False),
@@ -180,12 +196,21 @@ def _rows_at_0001(connection: sa.Connection) -> None:
                 enabled=enabled, version=version, created_at=T0, updated_at=T0,
             )
         )  # fmt: skip
-    # Feeds, articles and subscriptions have not changed since 0001: the models can write them.
+    # Subscribers and subscriptions have changed since (0003): written as they were then.
+    connection.execute(
+        SUBSCRIBER_0001.insert().values(
+            id=1, email="a@example.org", name="", timezone="UTC", created_at=T0
+        )
+    )
+    connection.execute(
+        SUBSCRIPTION_0001.insert().values(
+            id=1, subscriber_id=1, topic_id=1, frequency="daily", send_time="08:00", created_at=T0
+        )
+    )
+    # Feeds and articles have not changed since 0001: the models can write them.
     with Session(connection) as session:
         session.add(Feed(id=1, url="https://x.example/feed", next_check_at=T0, created_at=T0))
-        session.add(Subscriber(id=1, email="a@example.org", created_at=T0))
         session.flush()
-        session.add(Subscription(id=1, subscriber_id=1, topic_id=1, created_at=T0))
         session.add(
             Article(
                 id=1, key_hash="k", feed_id=1, title="Kremlin denies election interference",

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, func, select
 
 from monitor.configfile import read_yaml_config
 from monitor.errors import UsageError
-from monitor.models import Delivery, Subscriber, Subscription, Topic
+from monitor.models import Delivery, Frequency, Subscriber, Subscription, Topic
 
 _EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+$")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -163,14 +163,14 @@ def sync_subscriptions(
                 session.delete(sub)
                 removed += 1
             elif sub.send_time != spec.daily or sub.frequency != "daily":
-                sub.frequency, sub.send_time = "daily", spec.daily
+                sub.frequency, sub.send_time = Frequency.DAILY, spec.daily
                 session.add(sub)
         for topic_id in wanted - current.keys():
             session.add(
                 Subscription(
                     subscriber_id=subscriber.id or 0,
                     topic_id=topic_id or 0,
-                    frequency="daily",
+                    frequency=Frequency.DAILY,
                     send_time=spec.daily,
                     created_at=now,
                 )
