@@ -91,6 +91,12 @@ class MailSettings(_Section):
     smtp_timeout: Duration = timedelta(seconds=30)
     retry_backoff: Duration = timedelta(minutes=5)
     max_retry_backoff: Duration = timedelta(hours=6)
+    # Replies go here when set (the From address otherwise).
+    reply_to: str = ""
+    # Messages per minute to the SMTP server; 0 sends as fast as it accepts.
+    rate_limit_per_minute: int = Field(default=0, ge=0)
+    # How long a worker holds a delivery it is sending before another may take it over.
+    lease: Duration = timedelta(minutes=10)
 
     def uses_smtp(self) -> bool:
         """Whether mail goes to an SMTP server rather than to files."""
@@ -110,6 +116,18 @@ class TopicsSettings(_Section):
     """How topics are applied to stored articles."""
 
     retag_window: Duration = timedelta(days=30)
+
+
+class WebSettings(_Section):
+    """The web app: where it listens, its public address (for links in e-mails) and the key
+    that signs unsubscribe links."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, gt=0, lt=65536)
+    base_url: str = "http://127.0.0.1:8080"
+    # Signs unsubscribe tokens. Empty: a random key is made once and kept in var/secret_key.
+    secret_key: str = ""
+    secret_key_file: Path = Path("var/secret_key")
 
 
 class FilesSettings(_Section):
@@ -137,6 +155,7 @@ class Settings(BaseSettings):
     mail: MailSettings = MailSettings()
     digest: DigestSettings = DigestSettings()
     topics: TopicsSettings = TopicsSettings()
+    web: WebSettings = WebSettings()
     files: FilesSettings = FilesSettings()
     _config_dir: Path = PrivateAttr(default=Path("config"))
 
