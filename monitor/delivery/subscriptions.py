@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -281,3 +282,23 @@ def all_subscription_groups(
 def get_subscriber(session: Session, email: str) -> Subscriber | None:
     """The subscriber with this address, if any."""
     return session.exec(select(Subscriber).where(Subscriber.email == email)).first()
+
+
+def unsubscribe(
+    session: Session, *, subscriber_id: int, topic_ids: Iterable[int] | None, now: datetime
+) -> int:
+    """End a subscriber's subscriptions to ``topic_ids`` (all of them when None); how many
+    were active. The rows stay, marked, so a config sync does not subscribe them again."""
+    statement = select(Subscription).where(
+        Subscription.subscriber_id == subscriber_id,
+        col(Subscription.unsubscribed_at).is_(None),
+    )
+    if topic_ids is not None:
+        statement = statement.where(col(Subscription.topic_id).in_(list(topic_ids)))
+    ended = 0
+    for subscription in session.exec(statement):
+        subscription.unsubscribed_at = now
+        session.add(subscription)
+        ended += 1
+    session.flush()
+    return ended
