@@ -790,7 +790,13 @@ class _Evaluation:
         if isinstance(node, Field):
             return self.places(node.clause, (node.name,))
         if isinstance(node, Or):
-            return [p for clause in node.clauses for p in self.places(clause, fields)]
+            literals, present = self.topic.literals, self.occurrences.present
+            return [
+                p
+                for clause in node.clauses
+                if type(clause) is not Words or literals[id(clause)].id in present
+                for p in self.places(clause, fields)
+            ]
         if isinstance(node, Near):
             return self._near(node, fields)
         raise TypeError(f"{type(node).__name__} has no places")
@@ -844,8 +850,14 @@ class _Evaluation:
         if isinstance(node, Or):
             if not self._recording:
                 return any(self.matches(clause, fields) for clause in node.clauses)
-            # No short cut: every branch that matches should be highlighted.
-            results = [self.matches(clause, fields) for clause in node.clauses]
+            # No short cut: every branch that matches should be highlighted (but words not in
+            # the article need no call to say so).
+            literals, present = self.topic.literals, self.occurrences.present
+            results = [
+                self.matches(clause, fields)
+                for clause in node.clauses
+                if type(clause) is not Words or literals[id(clause)].id in present
+            ]
             return any(results)
         if isinstance(node, Not):
             recording, self._recording = self._recording, False
