@@ -4,13 +4,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench postgres clean
+.PHONY: run test lint typecheck pytest bench postgres chromium clean
 
 run: $(STAMP)  ## set up, create the database and run the service (SQLite, mail to var/outbox/)
 	$(BIN)/monitor init
 	$(BIN)/monitor run
 
-test: $(STAMP) postgres lint typecheck pytest  ## set up, then ruff, mypy and the whole test suite
+test: $(STAMP) postgres chromium lint typecheck pytest  ## set up, then ruff, mypy and the whole test suite
 
 lint: $(STAMP)
 	$(BIN)/ruff check monitor tests benchmarks
@@ -32,6 +32,14 @@ postgres:
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start && \
 	  for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; } || \
 	  echo "PostgreSQL is not running on 127.0.0.1:5432 and could not be started"
+
+# The report screenshot test drives Debian's Chromium headless; install it when it is missing.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }; }; } || \
+	  echo "Chromium is not installed and could not be installed: the report screenshot test will skip"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -75,6 +75,15 @@ class Feed(SQLModel, table=True):
     error_count: int = 0
     last_error: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Why interval_seconds is what it is, in words (monitor feeds show).
+    interval_reason: str = Field(default="", sa_type=Text)
+    # Items a day, from the dates of the items the feed listed at its last parsed check.
+    items_per_day: float | None = None
+    # The longest wait the feed or its server asked for (ttl, sy:*, max-age, Expires).
+    hint_seconds: int | None = None
+    hint_source: str | None = Field(default=None, max_length=40)
+    # The last fetch sent without validators (some servers' validators lie).
+    last_full_fetch_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Article(SQLModel, table=True):
@@ -233,3 +242,18 @@ class DeliveryItem(SQLModel, table=True):
 def table_names() -> list[str]:
     """Names of every table monitor owns, in creation order."""
     return [table.name for table in SQLModel.metadata.sorted_tables]
+
+
+class Report(SQLModel, table=True):
+    """The daily alert report of one local day, kept for review: data, HTML page and text.
+
+    Building the same day again replaces the row (one row per day, whatever its time zone).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date = Field(unique=True)
+    timezone: str = Field(max_length=64)
+    generated_at: datetime = Field(sa_type=UTCDateTime)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    html: str = Field(default="", sa_type=Text)
+    text: str = Field(default="", sa_type=Text)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -19,7 +20,7 @@ from monitor.delivery.dispatch import (
     send_due_deliveries,
 )
 from monitor.delivery.mailer import open_transport
-from monitor.delivery.render import build_environment
+from monitor.delivery.render import load_templates
 from monitor.delivery.subscriptions import (
     SubscriptionSync,
     get_subscriber,
@@ -29,6 +30,17 @@ from monitor.delivery.subscriptions import (
 from monitor.errors import ConfigError, NotFoundError
 from monitor.ingest.refresh import RefreshContext, RefreshResult, refresh_feeds
 from monitor.models import utcnow
+from monitor.reports import (
+    DailyReport,
+    RenderedReport,
+    ReportEmail,
+    ReportRules,
+    build_report,
+    render_report,
+    report_email,
+    report_environment,
+    save_report,
+)
 from monitor.settings import Settings
 from monitor.sources.feeds import (
     FeedImport,
@@ -39,6 +51,7 @@ from monitor.sources.feeds import (
 )
 from monitor.sources.fetch import build_client
 from monitor.sources.opml import read_opml
+from monitor.sources.schedule import Bounds
 from monitor.topics.catalog import (
     TopicSync,
     get_topic,
@@ -139,9 +152,16 @@ async def poll_feeds(
             max_backoff=settings.schedule.max_backoff,
             rng=rng or random.Random(),
             clock=clock,
+            bounds=Bounds(settings.schedule.min_interval, settings.schedule.max_interval),
+            default_interval=settings.schedule.poll_interval,
+            jitter=settings.schedule.jitter,
         )
         return await refresh_feeds(
-            feeds, ctx, concurrency=settings.fetch.concurrency, on_done=on_done
+            feeds,
+            ctx,
+            concurrency=settings.fetch.concurrency,
+            per_host=settings.fetch.per_host,
+            on_done=on_done,
         )
 
 
@@ -153,7 +173,13 @@ async def send_digests(
     email: str | None = None,
     now: datetime | None = None,
 ) -> SendReport:
-    """Plan digests (those due, or one per subscriber now) and send every pending delivery."""
+    """Plan digests (those due, instant ones included, or one per subscriber now) and send
+    every pending delivery.
+
+    ``now`` pins the clock (for tests); otherwise sending reads the time as it goes, so the
+    leases of a long batch are measured from when each claim is made.
+    """
+    pinned = now
     now = now or utcnow()
     subscriber_id = None
     if email is not None:
@@ -166,10 +192,10 @@ async def send_digests(
         plan_due_digests(engine, settings, now=now)
     else:
         plan_digests_now(engine, settings, now=now, email=email)
-    env = build_environment(settings.config_file(settings.files.templates))
+    env = load_templates(settings)
     async with open_transport(settings.mail) as transport:
         return await send_due_deliveries(
-            engine, settings, transport, env, now=now, subscriber_id=subscriber_id
+            engine, settings, transport, env, now=pinned, subscriber_id=subscriber_id
         )
 
 
@@ -189,3 +215,33 @@ def retag_pending_topics(engine: Engine, settings: Settings, *, now: datetime) -
                 continue  # another process got there first
             done[slug] = retag_topic(session, topic, since=since, now=now)
     return done
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltReport:
+    """A daily report as built and stored, with the e-mail the reviewers are to get."""
+
+    report: DailyReport
+    rendered: RenderedReport
+    email: ReportEmail
+
+
+def last_full_day(now: datetime, timezone: str) -> date:
+    """The latest local day that is over at ``now``: the day a report covers by default."""
+    return now.astimezone(ZoneInfo(timezone)).date() - timedelta(days=1)
+
+
+def build_daily_report(
+    engine: Engine, settings: Settings, *, day: date, now: datetime
+) -> BuiltReport:
+    """Build, render and store the report of local ``day``; building it again replaces it.
+
+    Nothing is sent: ``email`` holds the parts the delivery outbox will send to the reviewers.
+    """
+    rules = ReportRules.from_settings(settings.reports)
+    env = report_environment(settings.config_file(settings.files.templates))
+    with Session(engine) as session, session.begin():
+        report = build_report(session, day=day, rules=rules, now=now)
+        rendered = render_report(report, env)
+        save_report(session, report=report, rendered=rendered)
+    return BuiltReport(report, rendered, report_email(rendered, settings.reports.reviewers))

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
@@ -16,7 +17,9 @@ from sqlalchemy import Engine
 from monitor.errors import MonitorError
 from monitor.models import utcnow
 from monitor.operations import (
+    build_daily_report,
     config_paths,
+    last_full_day,
     poll_feeds,
     retag_pending_topics,
     send_digests,
@@ -69,7 +72,11 @@ class Service:
             )
 
     async def digest_tick(self) -> None:
-        """Plan the digests that are due and send whatever the outbox holds."""
+        """Plan the digests that are due and send whatever the outbox holds.
+
+        Instant subscriptions are planned on every tick, so a match reaches them within one
+        tick of being stored (``schedule.tick``), all of a tick's news in one e-mail.
+        """
         report = await send_digests(self.engine, self.settings, scheduled=True)
         if report.sent or report.retrying or report.failed:
             log.info(
@@ -86,6 +93,22 @@ class Service:
         )
         for slug, matched in done.items():
             log.info("topic retagged topic=%s matches=%d", slug, matched)
+
+    async def report_tick(self) -> None:
+        """Build and store the daily report of the local day that just ended."""
+        now = utcnow()
+        day = last_full_day(now, self.settings.reports.timezone)
+        built = await asyncio.to_thread(
+            build_daily_report, self.engine, self.settings, day=day, now=now
+        )
+        # built.email goes to the reviewers once reports join the delivery outbox.
+        log.info(
+            "report built day=%s spikes=%d feed_problems=%d reviewers=%d",
+            day.isoformat(),
+            len(built.report.spikes),
+            built.report.health.problems,
+            len(built.email.recipients),
+        )
 
     def _reload_config(self) -> None:
         try:
@@ -135,6 +158,20 @@ class Service:
                 coalesce=True,
                 misfire_grace_time=None,
             )
+        reports = self.settings.reports
+        hour, minute = (int(part) for part in reports.build_at.split(":"))
+        scheduler.add_job(
+            self._guarded("report", self.report_tick),
+            "cron",
+            hour=hour,
+            minute=minute,
+            timezone=ZoneInfo(reports.timezone),
+            id="report",
+            name="report",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
         scheduler.start()
         log.info(
             "monitor running: tick=%ss database=%s",

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from monitor.errors import ConfigError, UsageError
@@ -56,6 +66,14 @@ class DatabaseSettings(_Section):
     echo: bool = False
 
 
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"not a network: {value!r} (use CIDR, as 10.0.0.0/8)") from None
+    return value.strip()
+
+
 class FetchSettings(_Section):
     """How feeds are requested."""
 
@@ -64,6 +82,15 @@ class FetchSettings(_Section):
     connect_timeout: Duration = timedelta(seconds=10)
     max_bytes: int = Field(default=20_000_000, gt=0)
     concurrency: int = Field(default=20, gt=0)
+    # At most this many fetches at once to any one host.
+    per_host: int = Field(default=2, gt=0)
+    # The longest wait a server's Retry-After (on 429 and 503) can impose on a feed.
+    max_retry_after: Duration = timedelta(hours=6)
+    # Fetch without ETag / Last-Modified this often, because some servers' validators lie.
+    revalidate_every: Duration = timedelta(days=1)
+    # Networks a feed may be fetched from besides the public Internet (CIDR, e.g. 10.1.0.0/16).
+    # Loopback, private, link-local, CGNAT, multicast and reserved addresses are refused otherwise.
+    allow_networks: list[Annotated[str, AfterValidator(_network)]] = []
 
 
 class ScheduleSettings(_Section):
@@ -71,6 +98,11 @@ class ScheduleSettings(_Section):
 
     tick: Duration = timedelta(seconds=60)
     poll_interval: Duration = timedelta(minutes=15)
+    # Bounds of each feed's own interval, adapted to its hints and how often it publishes.
+    min_interval: Duration = timedelta(minutes=5)
+    max_interval: Duration = timedelta(days=1)
+    # Next checks are spread by this fraction either way, so feeds do not stay in lock-step.
+    jitter: float = Field(default=0.1, ge=0, lt=1)
     max_backoff: Duration = timedelta(hours=12)
     feeds_per_tick: int = Field(default=500, gt=0)
     shutdown_grace: Duration = timedelta(seconds=20)
@@ -130,6 +162,37 @@ class WebSettings(_Section):
     secret_key_file: Path = Path("var/secret_key")
 
 
+def _zone_name(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name: Europe/Paris)") from None
+    return value
+
+
+def _local_time(value: str) -> str:
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        raise ValueError(f"not a local time: {value!r} (use HH:MM, as 07:00)")
+    return value
+
+
+class ReportsSettings(_Section):
+    """The daily alert report: its day's time zone, spike rule, feed-health rules, reviewers."""
+
+    timezone: Annotated[str, AfterValidator(_zone_name)] = "UTC"
+    # A day is a spike when z >= spike_z and it has at least spike_min_articles articles.
+    spike_z: float = Field(default=3.0, gt=0)
+    spike_min_articles: int = Field(default=5, ge=1)
+    baseline_days: int = Field(default=28, ge=1)
+    chart_days: int = Field(default=30, ge=1, le=366)
+    top_n: int = Field(default=5, ge=1)
+    # A feed is silent when its silence lasts this many times its usual gap between articles.
+    silent_factor: float = Field(default=4.0, gt=1)
+    failing_for: Duration = timedelta(days=1)
+    build_at: Annotated[str, AfterValidator(_local_time)] = "07:00"
+    reviewers: list[str] = []
+
+
 class FilesSettings(_Section):
     """Companion configuration files, relative to the directory of ``monitor.toml``."""
 
@@ -156,6 +219,7 @@ class Settings(BaseSettings):
     digest: DigestSettings = DigestSettings()
     topics: TopicsSettings = TopicsSettings()
     web: WebSettings = WebSettings()
+    reports: ReportsSettings = ReportsSettings()
     files: FilesSettings = FilesSettings()
     _config_dir: Path = PrivateAttr(default=Path("config"))
 

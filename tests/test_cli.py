@@ -145,7 +145,7 @@ def test_poll_then_list_then_dry_run(config: ConfigWriter, feed_server: FeedServ
 
     code, output = invoke(path, "digest", "send", "--dry-run")
     assert code == 0
-    assert "would send to analyst@example.org: [monitor] 1 new article" in output
+    assert "would send to analyst@example.org: [monitor] Election interference (1)" in output
     assert not config.outbox.exists()
     code, output = invoke(path, "digest", "send")
     assert code == 0

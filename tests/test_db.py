@@ -181,6 +181,15 @@ SUBSCRIPTION_0001 = sa.table(
     sa.column("send_time", sa.String()),
     sa.column("created_at", UTCDateTime()),
 )
+FEED_0001 = sa.table(
+    "feed",
+    *(sa.column(name, sa.Text()) for name in ("url", "title", "site_url", "category", "state")),
+    sa.column("id", sa.Integer()),
+    sa.column("interval_seconds", sa.Integer()),
+    sa.column("error_count", sa.Integer()),
+    sa.column("next_check_at", UTCDateTime()),
+    sa.column("created_at", UTCDateTime()),
+)
 KEYWORD_TOPICS = [
     (1, "votes", ["election interference", "meddl* in the election", "Kremlin"], 3, True),
     (2, "banks", ["central bank"], 1, False),
@@ -207,10 +216,15 @@ def _rows_at_0001(connection: sa.Connection) -> None:
             id=1, subscriber_id=1, topic_id=1, frequency="daily", send_time="08:00", created_at=T0
         )
     )
-    # Feeds and articles have not changed since 0001: the models can write them.
+    # Feeds have changed since (0005): written as they were then.
+    connection.execute(
+        FEED_0001.insert().values(
+            id=1, url="https://x.example/feed", title="", site_url="", category="",
+            state="active", interval_seconds=900, error_count=0, next_check_at=T0, created_at=T0,
+        )
+    )  # fmt: skip
+    # Articles have not changed since 0001: the model can write them.
     with Session(connection) as session:
-        session.add(Feed(id=1, url="https://x.example/feed", next_check_at=T0, created_at=T0))
-        session.flush()
         session.add(
             Article(
                 id=1, key_hash="k", feed_id=1, title="Kremlin denies election interference",

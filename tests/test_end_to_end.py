@@ -104,7 +104,7 @@ def test_poll_tag_and_digest_through_real_servers(
     for body in (text.get_content(), html.get_content()):
         assert "Central bank holds rates" not in body
         assert not any(title in body for title in UNRELATED_TITLES)
-    assert message["Subject"] == "[monitor] 1 new article: Election interference"
+    assert message["Subject"] == "[monitor] Election interference (1)"
 
     second = asyncio.run(poll_feeds(engine, settings))
 

@@ -11,26 +11,30 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import uvicorn
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlmodel import Session
 
 from monitor.cli.common import console, prepare, say, settings_of, show, tell, user_errors
+from monitor.cli.deliveries import deliveries_app
+from monitor.cli.feeds import feeds_app
+from monitor.cli.reports import daily_report
+from monitor.cli.subscriptions import subscribe, subscriptions_app, unsubscribe_command
 from monitor.cli.topics import search, topics_app
 from monitor.db import describe_engine, head_revision
 from monitor.delivery.dispatch import preview_digests
-from monitor.delivery.render import build_environment
-from monitor.delivery.subscriptions import check_email
-from monitor.errors import ConfigError, NotFoundError
+from monitor.delivery.render import load_templates
+from monitor.delivery.subscriptions import check_email, get_subscriber
+from monitor.errors import ConfigError, NotFoundError, UsageError
 from monitor.ingest.refresh import RefreshResult, RefreshStatus
 from monitor.ingest.store import list_articles
-from monitor.models import utcnow
+from monitor.models import Frequency, utcnow
 from monitor.operations import open_database, poll_feeds, send_digests, sync_config
 from monitor.service import run_service
 from monitor.settings import Settings, load_settings, parse_duration
-from monitor.sources.feeds import add_feed, import_feeds, list_feeds
-from monitor.sources.opml import OpmlFeed, read_opml, write_opml
 from monitor.topics.catalog import get_topic
+from monitor.web import create_app
 
 app = typer.Typer(
     help="monitor: poll news feeds, tag articles against watched topics, e-mail digests.",
@@ -38,13 +42,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-feeds_app = typer.Typer(help="List, add, import and export feeds.", no_args_is_help=True)
 articles_app = typer.Typer(help="Browse stored articles.", no_args_is_help=True)
 digest_app = typer.Typer(help="Send topic digests.", no_args_is_help=True)
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(topics_app, name="topics")
 app.add_typer(articles_app, name="articles")
 app.add_typer(digest_app, name="digest")
+app.add_typer(subscriptions_app, name="subscriptions")
+app.add_typer(deliveries_app, name="deliveries")
 
 
 @app.callback()
@@ -99,6 +104,8 @@ def init(ctx: typer.Context) -> None:
         f"subscriptions  {subs.subscribers_added} new subscribers, "
         f"{subs.subscriptions_added} added, {subs.subscriptions_removed} removed"
     )
+    for kept in subs.kept_unsubscribed:
+        tell("kept unsubscribed:", "yellow", kept)
     say(f"mail      {_mail_route(settings)}")
 
 
@@ -108,6 +115,7 @@ def run(ctx: typer.Context) -> None:
     """Run the service: poll due feeds and send due digests until SIGINT or SIGTERM."""
     logging.getLogger().setLevel(logging.INFO)
     settings = settings_of(ctx)
+    load_templates(settings)  # a broken template is reported now, not at the first send
     engine = prepare(ctx)
     # SIGINT is handled inside the service; this catches one that lands before it starts.
     with contextlib.suppress(KeyboardInterrupt):
@@ -167,89 +175,6 @@ def _print_poll_summary(results: list[RefreshResult]) -> None:
             tell("malformed", "yellow", f"{result.feed_url}: {result.warning}")
 
 
-@feeds_app.command("list")
-@user_errors
-def feeds_list(ctx: typer.Context) -> None:
-    """List feeds with their state and last error."""
-    engine = prepare(ctx)
-    with Session(engine) as session:
-        feeds = list_feeds(session)
-    table = Table(show_header=True)
-    for column in ("url", "title", "state", "errors", "last success", "last error"):
-        table.add_column(column, overflow="fold")
-    for feed in feeds:
-        table.add_row(
-            feed.url,
-            feed.title,
-            str(feed.state),
-            str(feed.error_count),
-            _when(feed.last_success_at),
-            feed.last_error or "",
-        )
-    show(table)
-    say(f"{len(feeds)} feeds")
-
-
-@feeds_app.command("add")
-@user_errors
-def feeds_add(
-    ctx: typer.Context,
-    url: Annotated[str, typer.Argument(help="The feed's URL (RSS, Atom or RDF).")],
-    title: Annotated[str, typer.Option(help="A title until the feed gives its own.")] = "",
-) -> None:
-    """Add a feed; it is polled on the next tick (or by `monitor poll`)."""
-    settings = settings_of(ctx)
-    engine = prepare(ctx)
-    with Session(engine) as session, session.begin():
-        _, created = add_feed(
-            session, url=url, title=title, interval=settings.schedule.poll_interval, now=utcnow()
-        )
-    say(f"{'added' if created else 'already there'}: {url.strip()}")
-
-
-@feeds_app.command("import-opml")
-@user_errors
-def feeds_import_opml(
-    ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="An OPML file, as exported by most feed readers.")],
-) -> None:
-    """Add every feed listed in an OPML file."""
-    settings = settings_of(ctx)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read: {exc.strerror or exc}") from None
-    outlines = read_opml(data, source=str(path))
-    engine = prepare(ctx)
-    with Session(engine) as session, session.begin():
-        result = import_feeds(
-            session, outlines, interval=settings.schedule.poll_interval, now=utcnow()
-        )
-    say(f"{len(result.added)} added, {len(result.existing)} already there")
-    for rejected in result.rejected:
-        tell("skipped:", "yellow", rejected)
-
-
-@feeds_app.command("export-opml")
-@user_errors
-def feeds_export_opml(
-    ctx: typer.Context,
-    path: Annotated[
-        Path | None, typer.Argument(help="Write here instead of standard output.")
-    ] = None,
-) -> None:
-    """Write every feed as OPML."""
-    engine = prepare(ctx)
-    with Session(engine) as session:
-        outlines = [OpmlFeed(f.url, f.title, f.site_url, f.category) for f in list_feeds(session)]
-    document = write_opml(outlines)
-    if path is None:
-        sys.stdout.buffer.write(document)
-        return
-    path.write_bytes(document)
-    say(f"{len(outlines)} feeds written to {path}")
-
-
 @articles_app.command("list")
 @user_errors
 def articles_list(
@@ -296,9 +221,9 @@ def digest_send(
     """Send each subscriber a digest now of the matches they have not received yet."""
     settings = settings_of(ctx)
     email = check_email(to) if to else None
+    env = load_templates(settings)
     engine = prepare(ctx)
     if dry_run:
-        env = build_environment(settings.config_file(settings.files.templates))
         previews = preview_digests(engine, settings, env, now=utcnow(), email=email)
         for preview in previews:
             say(f"would send to {preview.email}: {preview.rendered.subject}")
@@ -318,6 +243,50 @@ def digest_send(
         raise typer.Exit(1)
 
 
+@digest_app.command("preview")
+@user_errors
+def digest_preview(
+    ctx: typer.Context,
+    subscriber: Annotated[str, typer.Option("--subscriber", help="The subscriber's address.")],
+    out: Annotated[Path, typer.Option("--out", help="Write the HTML part to this file.")],
+    period: Annotated[
+        Frequency | None,
+        typer.Option("--period", help="Only the subscriptions of this frequency, as their digest."),
+    ] = None,
+) -> None:
+    """Render the digest a subscriber would get now (its HTML part); send and record nothing."""
+    settings = settings_of(ctx)
+    email = check_email(subscriber)
+    env = load_templates(settings)
+    engine = prepare(ctx)
+    with Session(engine) as session:
+        if get_subscriber(session, email) is None:
+            raise NotFoundError(f"no subscriber {email!r} (see config/subscriptions.yaml)")
+    frequency = period.value if period is not None else None
+    previews = preview_digests(
+        engine, settings, env, now=utcnow(), email=email, frequency=frequency
+    )
+    if not previews:
+        say(f"nothing new for {email}: no e-mail would be sent")
+        return
+    try:
+        out.write_text(previews[0].rendered.html, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+    say(f"wrote {out}: {previews[0].rendered.subject}")
+
+
+@app.command("web")
+@user_errors
+def web(ctx: typer.Context) -> None:
+    """Serve the web app (one-click unsubscribe links) on web.host:web.port."""
+    settings = settings_of(ctx)
+    env = load_templates(settings)
+    engine = prepare(ctx)
+    application = create_app(settings, engine, env=env)
+    uvicorn.run(application, host=settings.web.host, port=settings.web.port, log_level="info")
+
+
 def _mail_route(settings: Settings) -> str:
     mail = settings.mail
     return f"SMTP {mail.smtp_host}:{mail.smtp_port}" if mail.uses_smtp() else str(mail.outbox_dir)
@@ -328,6 +297,9 @@ def _when(value: Any) -> str:
 
 
 app.command("search")(search)
+app.command("report")(daily_report)
+app.command("subscribe")(subscribe)
+app.command("unsubscribe")(unsubscribe_command)
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlalchemy import delete, update
+from sqlmodel import Session, col, func, select
 
 from monitor.db import dialect_insert
 from monitor.delivery.subscriptions import DueGroup
@@ -20,8 +20,10 @@ from monitor.models import (
     DeliveryItem,
     DeliveryStatus,
     Feed,
+    Frequency,
     Match,
     Subscriber,
+    Subscription,
     Topic,
 )
 
@@ -71,8 +73,16 @@ def plan_delivery(
     """Write the delivery and its items in the caller's transaction, before anything is sent.
 
     Returns None when this subscriber's period was already planned (by this or another process).
-    A period with nothing new is recorded as empty, so it is not considered again.
+    A period with nothing new is recorded as empty, so it is not considered again, or as a
+    pending delivery without items when the subscriber wants a "nothing new" notice. A group
+    that does not record empty periods (instant) leaves nothing behind and returns None.
     """
+    pairs = None
+    if not group.record_empty:
+        # Checked before writing: an instant group is considered every tick, mostly for nothing.
+        pairs = candidate_items(session, group)
+        if not pairs:
+            return None
     inserted = session.execute(
         dialect_insert(session, Delivery)
         .values(
@@ -89,7 +99,8 @@ def plan_delivery(
     ).scalar()
     if inserted is None:
         return None
-    pairs = candidate_items(session, group)
+    if pairs is None:
+        pairs = candidate_items(session, group)
     count = 0
     if pairs:
         rows = [
@@ -109,7 +120,11 @@ def plan_delivery(
                 .returning(col(DeliveryItem.id))
             ).all()
         )
-    if count == 0:
+    if count == 0 and not group.record_empty:
+        # Another process delivered these articles meanwhile: nothing for this tick after all.
+        session.execute(delete(Delivery).where(col(Delivery.id) == inserted))
+        return None
+    if count == 0 and not group.notify_empty:
         session.execute(
             update(Delivery).where(col(Delivery.id) == inserted).values(status=DeliveryStatus.EMPTY)
         )
@@ -191,11 +206,24 @@ class Digest:
     timezone: str
     created_at: datetime
     sections: list[DigestSection]
+    # Who and which subscriptions the digest serves: what its unsubscribe link ends.
+    subscriber_id: int = 0
+    topic_ids: tuple[int, ...] = ()
+    # "daily", "weekly", "hourly", "instant", or "" for one sent on demand.
+    frequency: str = ""
+    # The previous digest's time (or the subscription's start): "nothing new since ...".
+    since: datetime | None = None
 
     @property
     def total(self) -> int:
         """How many articles the digest covers, shown or not."""
         return sum(len(s.articles) + s.more for s in self.sections)
+
+
+def frequency_of(period_key: str) -> str:
+    """The frequency a period key starts with ("weekly:2024-W37" is weekly); "" for others."""
+    prefix = period_key.partition(":")[0]
+    return prefix if prefix in set(Frequency) else ""
 
 
 def excerpt(text: str, limit: int) -> str:
@@ -245,6 +273,8 @@ def load_digest(
                 continue
             section.articles.append(_digest_article(article, feed, found, excerpt_chars))
             shown += 1
+    frequency = frequency_of(delivery.period_key)
+    subscriptions = _subscriptions_of(session, subscriber.id or 0, frequency)
     return Digest(
         delivery_id=delivery_id,
         message_id=delivery.message_id,
@@ -253,7 +283,34 @@ def load_digest(
         timezone=subscriber.timezone,
         created_at=delivery.created_at,
         sections=list(sections.values()),
+        subscriber_id=subscriber.id or 0,
+        topic_ids=tuple(sorted({s.topic_id for s in subscriptions} | set(sections))),
+        frequency=frequency,
+        since=_previous_digest_time(session, delivery, frequency) or _started(subscriptions),
     )
+
+
+def _subscriptions_of(session: Session, subscriber_id: int, frequency: str) -> list[Subscription]:
+    """The subscriptions a digest of ``frequency`` serves (all of them for one on demand)."""
+    statement = select(Subscription).where(Subscription.subscriber_id == subscriber_id)
+    if frequency:
+        statement = statement.where(Subscription.frequency == frequency)
+    return list(session.exec(statement))
+
+
+def _previous_digest_time(session: Session, delivery: Delivery, frequency: str) -> datetime | None:
+    """When the same stream (same frequency) last planned a digest for this subscriber."""
+    statement = select(func.max(Delivery.created_at)).where(
+        Delivery.subscriber_id == delivery.subscriber_id,
+        col(Delivery.created_at) < delivery.created_at,
+    )
+    if frequency:
+        statement = statement.where(col(Delivery.period_key).startswith(f"{frequency}:"))
+    return session.exec(statement).first()
+
+
+def _started(subscriptions: list[Subscription]) -> datetime | None:
+    return min((s.created_at for s in subscriptions), default=None)
 
 
 def _digest_article(

@@ -4,37 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime
+import os
+import secrets
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from jinja2 import Environment
-from sqlalchemy import Engine, update
-from sqlmodel import Session, col
+from sqlalchemy import ColumnElement, Engine, and_, func, or_, update
+from sqlmodel import Session, col, select
 
 from monitor.delivery.digest import (
     PlannedDelivery,
-    due_delivery_ids,
     load_digest,
     plan_delivery,
 )
 from monitor.delivery.mailer import Transport, retry_at
 from monitor.delivery.render import (
+    Letterhead,
     RenderedDigest,
     address_domain,
-    build_message,
-    render_digest,
+    compose_digest,
 )
 from monitor.delivery.subscriptions import (
     DueGroup,
     all_subscription_groups,
-    due_daily_groups,
+    due_groups,
 )
 from monitor.errors import (
     PermanentDeliveryError,
     TemporaryDeliveryError,
     TransportUnavailableError,
 )
-from monitor.models import Delivery, DeliveryStatus
+from monitor.failpoints import failpoint
+from monitor.models import Delivery, DeliveryStatus, Subscriber, Subscription, utcnow
 from monitor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,15 +53,17 @@ def plan_groups(
     for group in groups:
         with Session(engine) as session, session.begin():
             result = plan_delivery(session, group, message_domain=domain, now=now)
+            failpoint("before-outbox-commit")
         if result is not None:
             planned.append(result)
     return planned
 
 
 def plan_due_digests(engine: Engine, settings: Settings, *, now: datetime) -> list[PlannedDelivery]:
-    """Plan the scheduled digests whose local send time has come."""
+    """Plan the digests whose period has begun: instant ones every tick, the others once per
+    hour, local day or local week."""
     with Session(engine) as session:
-        groups = due_daily_groups(session, now=now, lookback=settings.digest.first_lookback)
+        groups = due_groups(session, now=now, lookback=settings.digest.first_lookback)
     return plan_groups(engine, groups, settings, now=now)
 
 
@@ -84,113 +90,321 @@ class SendReport:
     failed: list[str] = field(default_factory=list)
 
 
+# Deliveries leased per claim: small, so several workers share a large outbox between them.
+CLAIM_BATCH = 20
+
+
+def new_worker_id() -> str:
+    """A sender's name in delivery leases, ``host:pid:random``, unique per run."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def claim_due_deliveries(
+    engine: Engine,
+    *,
+    worker: str,
+    now: datetime,
+    lease: timedelta,
+    after: int = 0,
+    limit: int = CLAIM_BATCH,
+    subscriber_id: int | None = None,
+) -> list[int]:
+    """Lease up to ``limit`` due deliveries (id above ``after``) to ``worker``; their ids, in order.
+
+    A delivery is due when it is pending, its next attempt time has come and nobody holds an
+    unexpired lease on it. PostgreSQL skips the rows another worker is claiming at this moment
+    (FOR UPDATE SKIP LOCKED); SQLite ignores FOR UPDATE, and its write lock, taken at BEGIN
+    IMMEDIATE, makes claims happen one after another instead.
+    """
+    statement = (
+        select(Delivery.id)
+        .where(
+            Delivery.status == DeliveryStatus.PENDING,
+            col(Delivery.next_attempt_at) <= now,
+            or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) <= now),
+            col(Delivery.id) > after,
+        )
+        .order_by(col(Delivery.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if subscriber_id is not None:
+        statement = statement.where(Delivery.subscriber_id == subscriber_id)
+    with Session(engine) as session, session.begin():
+        ids = [i for i in session.exec(statement).all() if i is not None]
+        if ids:
+            session.execute(
+                update(Delivery)
+                .where(col(Delivery.id).in_(ids))
+                .values(claimed_by=worker, claimed_until=now + lease)
+            )
+    return ids
+
+
+def renew_leases(engine: Engine, ids: list[int], *, worker: str, until: datetime) -> list[int]:
+    """Extend ``worker``'s leases on ``ids`` to ``until``; the ids it still held, in order."""
+    if not ids:
+        return []
+    with Session(engine) as session, session.begin():
+        held = session.execute(
+            update(Delivery)
+            .where(
+                col(Delivery.id).in_(ids),
+                col(Delivery.claimed_by) == worker,
+                col(Delivery.status) == DeliveryStatus.PENDING,
+            )
+            .values(claimed_until=until)
+            .returning(col(Delivery.id))
+        ).scalars()
+        kept = set(held)
+    return [i for i in ids if i in kept]
+
+
+def release_leases(engine: Engine, ids: list[int], *, worker: str) -> None:
+    """Give up ``worker``'s leases on ``ids`` (those it still holds) so others may send them."""
+    if not ids:
+        return
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(Delivery)
+            .where(col(Delivery.id).in_(ids), col(Delivery.claimed_by) == worker)
+            .values(claimed_by=None, claimed_until=None)
+        )
+
+
+def count_due_deliveries(engine: Engine, *, now: datetime, subscriber_id: int | None = None) -> int:
+    """How many pending deliveries are due and free of any lease."""
+    statement = select(func.count()).where(
+        Delivery.status == DeliveryStatus.PENDING,
+        col(Delivery.next_attempt_at) <= now,
+        or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) <= now),
+    )
+    if subscriber_id is not None:
+        statement = statement.where(Delivery.subscriber_id == subscriber_id)
+    with Session(engine) as session:
+        return session.exec(statement).one()
+
+
+def list_deliveries(
+    session: Session, *, statuses: Sequence[DeliveryStatus] = (), limit: int = 50
+) -> list[tuple[Delivery, str]]:
+    """The newest deliveries with their subscriber's address; only ``statuses`` when given."""
+    statement = select(Delivery, Subscriber.email).join(
+        Subscriber, col(Subscriber.id) == Delivery.subscriber_id
+    )
+    if statuses:
+        statement = statement.where(col(Delivery.status).in_(list(statuses)))
+    rows = session.exec(statement.order_by(col(Delivery.id).desc()).limit(limit)).all()
+    return [(delivery, email) for delivery, email in rows]
+
+
+@dataclass(slots=True)
+class _Sender:
+    """One worker's run over the outbox: what it needs to send, and its leases' clock."""
+
+    engine: Engine
+    settings: Settings
+    transport: Transport
+    env: Environment
+    worker: str
+    clock: Callable[[], datetime]
+    report: SendReport = field(default_factory=SendReport)
+
+
 async def send_due_deliveries(
     engine: Engine,
     settings: Settings,
     transport: Transport,
     env: Environment,
     *,
-    now: datetime,
+    now: datetime | None = None,
+    clock: Callable[[], datetime] = utcnow,
     subscriber_id: int | None = None,
+    worker: str | None = None,
+    batch: int = CLAIM_BATCH,
 ) -> SendReport:
-    """Send every pending delivery that is due; a failure is recorded and never skips items."""
-    with Session(engine) as session:
-        ids = due_delivery_ids(session, now=now, subscriber_id=subscriber_id)
-    report = SendReport()
-    for index, delivery_id in enumerate(ids):
+    """Claim due deliveries a batch at a time and send them; a failure never skips items.
+
+    Each delivery is tried at most once per run. Every claim and mark reads ``clock``; ``now``
+    pins it instead (for tests).
+    """
+    if now is not None:
+        pinned = now
+        clock = lambda: pinned  # noqa: E731
+    sender = _Sender(engine, settings, transport, env, worker or new_worker_id(), clock)
+    lease = settings.mail.lease
+    after = 0
+    while True:
+        claimed_at = clock()
+        claimed = await asyncio.to_thread(
+            claim_due_deliveries,
+            engine,
+            worker=sender.worker,
+            now=claimed_at,
+            lease=lease,
+            after=after,
+            limit=batch,
+            subscriber_id=subscriber_id,
+        )
+        if not claimed:
+            return sender.report
+        after = claimed[-1]
+        unavailable: TransportUnavailableError | None = None
         try:
-            await _send_one(engine, settings, transport, env, delivery_id, now=now, report=report)
+            await _send_batch(sender, claimed, held_until=claimed_at + lease)
         except TransportUnavailableError as exc:
+            unavailable = exc
+        finally:
+            # Whatever was not marked (an error cut the batch short) is free again at once.
+            await asyncio.to_thread(release_leases, engine, claimed, worker=sender.worker)
+        if unavailable is not None:
             # Trying each remaining delivery would only wait out the same timeout again.
-            waiting = len(ids) - index - 1
+            waiting = await asyncio.to_thread(
+                count_due_deliveries, engine, now=clock(), subscriber_id=subscriber_id
+            )
             if waiting:
-                report.retrying.append(f"{waiting} more waiting for the mail server: {exc}")
-            break
-    return report
+                sender.report.retrying.append(
+                    f"{waiting} more waiting for the mail server: {unavailable}"
+                )
+            return sender.report
 
 
-async def _send_one(
-    engine: Engine,
-    settings: Settings,
-    transport: Transport,
-    env: Environment,
-    delivery_id: int,
-    *,
-    now: datetime,
-    report: SendReport,
-) -> None:
-    with Session(engine) as session:
+async def _send_batch(sender: _Sender, claimed: list[int], *, held_until: datetime) -> None:
+    lease = sender.settings.mail.lease
+    queue = list(claimed)
+    while queue:
+        # A slow batch (rate limit, timeouts) renews its leases before half of them is gone,
+        # so that nobody else starts sending what this worker is still going to send.
+        if sender.clock() + lease / 2 > held_until:
+            held_until = sender.clock() + lease
+            queue = await asyncio.to_thread(
+                renew_leases, sender.engine, queue, worker=sender.worker, until=held_until
+            )
+            if not queue:
+                return
+        await _send_one(sender, queue.pop(0))
+
+
+async def _send_one(sender: _Sender, delivery_id: int) -> None:
+    settings, report = sender.settings, sender.report
+    with Session(sender.engine) as session:
         digest = load_digest(
             session,
             delivery_id,
             max_articles=settings.digest.max_articles,
             excerpt_chars=settings.digest.excerpt_chars,
         )
-    rendered = render_digest(env, digest, subject_prefix=settings.digest.subject_prefix)
-    message = build_message(
-        rendered, digest, from_address=settings.mail.from_address, from_name=settings.mail.from_name
-    )
+    message = compose_digest(sender.env, digest, Letterhead.from_settings(settings)).message
+    failpoint("before-smtp")
     try:
-        await transport.send(message)
+        await sender.transport.send(message)
     except PermanentDeliveryError as exc:
         log.error("digest failed delivery_id=%s to=%s error=%s", delivery_id, digest.email, exc)
-        await asyncio.to_thread(_mark_failed, engine, delivery_id, str(exc))
+        await asyncio.to_thread(_mark_failed, sender.engine, delivery_id, sender.worker, str(exc))
         report.failed.append(f"{digest.email}: {exc}")
         return
     except TemporaryDeliveryError as exc:
         log.warning("digest deferred delivery_id=%s to=%s error=%s", delivery_id, digest.email, exc)
-        await asyncio.to_thread(_mark_retry, engine, settings, delivery_id, str(exc), now)
+        await asyncio.to_thread(
+            _mark_retry,
+            sender.engine,
+            settings,
+            delivery_id,
+            sender.worker,
+            str(exc),
+            sender.clock(),
+        )
         report.retrying.append(f"{digest.email}: {exc}")
         if isinstance(exc, TransportUnavailableError):
             raise
         return
-    await asyncio.to_thread(_mark_sent, engine, delivery_id, now)
+    failpoint("after-smtp")
+    marked = await asyncio.to_thread(
+        _mark_sent, sender.engine, delivery_id, sender.worker, sender.clock()
+    )
+    if not marked:
+        # Sent, but our lease ran out and another worker took the delivery over: it may send
+        # the message again, with the same Message-ID.
+        log.warning(
+            "digest sent after its lease expired delivery_id=%s to=%s", delivery_id, digest.email
+        )
     log.info(
         "digest sent delivery_id=%s to=%s articles=%d via=%s",
         delivery_id,
         digest.email,
         digest.total,
-        transport.name,
+        sender.transport.name,
     )
     report.sent.append(digest.email)
 
 
-def _mark_sent(engine: Engine, delivery_id: int, now: datetime) -> None:
+def _held_by(delivery_id: int, worker: str) -> ColumnElement[bool]:
+    """The delivery, still pending and still leased to ``worker``: marks apply to nothing else."""
+    return and_(
+        col(Delivery.id) == delivery_id,
+        col(Delivery.claimed_by) == worker,
+        col(Delivery.status) == DeliveryStatus.PENDING,
+    )
+
+
+def _mark_sent(engine: Engine, delivery_id: int, worker: str, now: datetime) -> bool:
     with Session(engine) as session, session.begin():
-        session.execute(
+        marked = session.execute(
             update(Delivery)
-            .where(col(Delivery.id) == delivery_id)
+            .where(_held_by(delivery_id, worker))
             .values(
                 status=DeliveryStatus.SENT,
                 sent_at=now,
                 last_error=None,
                 attempts=col(Delivery.attempts) + 1,
+                claimed_by=None,
+                claimed_until=None,
             )
-        )
+            .returning(col(Delivery.id))
+        ).scalar()
+    return marked is not None
 
 
-def _mark_failed(engine: Engine, delivery_id: int, error: str) -> None:
+def _mark_failed(engine: Engine, delivery_id: int, worker: str, error: str) -> bool:
     with Session(engine) as session, session.begin():
-        session.execute(
+        marked = session.execute(
             update(Delivery)
-            .where(col(Delivery.id) == delivery_id)
+            .where(_held_by(delivery_id, worker))
             .values(
-                status=DeliveryStatus.FAILED, last_error=error, attempts=col(Delivery.attempts) + 1
+                status=DeliveryStatus.FAILED,
+                last_error=error,
+                attempts=col(Delivery.attempts) + 1,
+                claimed_by=None,
+                claimed_until=None,
             )
-        )
+            .returning(col(Delivery.id))
+        ).scalar()
+    return marked is not None
 
 
 def _mark_retry(
-    engine: Engine, settings: Settings, delivery_id: int, error: str, now: datetime
-) -> None:
+    engine: Engine, settings: Settings, delivery_id: int, worker: str, error: str, now: datetime
+) -> bool:
     with Session(engine) as session, session.begin():
-        delivery = session.get(Delivery, delivery_id)
-        if delivery is None:
-            return
-        delivery.attempts += 1
-        delivery.last_error = error
-        delivery.next_attempt_at = retry_at(now, delivery.attempts, settings.mail)
-        session.add(delivery)
+        attempts = session.execute(
+            update(Delivery)
+            .where(_held_by(delivery_id, worker))
+            .values(
+                attempts=col(Delivery.attempts) + 1,
+                last_error=error,
+                claimed_by=None,
+                claimed_until=None,
+            )
+            .returning(col(Delivery.attempts))
+        ).scalar()
+        if attempts is None:
+            return False
+        session.execute(
+            update(Delivery)
+            .where(col(Delivery.id) == delivery_id)
+            .values(next_attempt_at=retry_at(now, attempts, settings.mail))
+        )
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,18 +423,31 @@ def preview_digests(
     *,
     now: datetime,
     email: str | None = None,
+    frequency: str | None = None,
 ) -> list[DigestPreview]:
-    """Render what ``digest send`` would send, inside a transaction that is rolled back."""
+    """Render what ``digest send`` would send, inside a transaction that is rolled back.
+
+    ``frequency`` previews only the subscriptions of that frequency, as their digest.
+    """
     previews = []
     domain = address_domain(settings.mail.from_address)
+    letterhead = Letterhead.from_settings(settings)
     with Session(engine) as session:
         session.begin()
         groups = all_subscription_groups(
             session, period_key="preview", lookback=settings.digest.first_lookback, email=email
         )
         for group in groups:
+            if frequency is not None:
+                group = _only_frequency(session, group, frequency)
+                if not group.topic_ids:
+                    continue
             planned = plan_delivery(session, group, message_domain=domain, now=now)
-            if planned is None or planned.items == 0:
+            subscriber = session.get(Subscriber, group.subscriber_id)
+            if planned is None or subscriber is None:
+                continue
+            # An empty period sends a "nothing new" notice only to those who asked for one.
+            if planned.items == 0 and not subscriber.notify_empty:
                 continue
             digest = load_digest(
                 session,
@@ -228,7 +455,20 @@ def preview_digests(
                 max_articles=settings.digest.max_articles,
                 excerpt_chars=settings.digest.excerpt_chars,
             )
-            rendered = render_digest(env, digest, subject_prefix=settings.digest.subject_prefix)
+            rendered = compose_digest(env, digest, letterhead).rendered
             previews.append(DigestPreview(digest.email, digest.total, rendered))
         session.rollback()
     return previews
+
+
+def _only_frequency(session: Session, group: DueGroup, frequency: str) -> DueGroup:
+    """The group narrowed to its active subscriptions of ``frequency``, keyed as that period."""
+    topic_ids = session.exec(
+        select(Subscription.topic_id).where(
+            Subscription.subscriber_id == group.subscriber_id,
+            Subscription.frequency == frequency,
+            col(Subscription.unsubscribed_at).is_(None),
+            col(Subscription.topic_id).in_(group.topic_ids),
+        )
+    ).all()
+    return replace(group, topic_ids=tuple(sorted(topic_ids)), period_key=f"{frequency}:preview")

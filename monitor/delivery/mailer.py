@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import ssl
 import tempfile
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -62,13 +64,49 @@ class FileTransport:
             raise TemporaryDeliveryError(f"mail: cannot write to {self.directory}: {exc}") from None
 
 
+class RateLimiter:
+    """Spaces messages evenly so that at most ``per_minute`` start in any minute (0: no limit).
+
+    ``clock`` and ``sleep`` are injectable so tests can check the spacing without waiting.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
+        self.clock = clock
+        self.sleep = sleep
+        self._next_at: float | None = None
+
+    async def wait(self) -> None:
+        """Return when the next message may go: at once, or one interval after the last."""
+        if not self.interval:
+            return
+        now = self.clock()
+        if self._next_at is not None and now < self._next_at:
+            await self.sleep(self._next_at - now)
+            now = self._next_at
+        self._next_at = now + self.interval
+
+
 class SmtpTransport:
-    """Send through one SMTP connection, opened on the first message and reused after."""
+    """Send through one SMTP connection, opened on the first message and reused after.
+
+    Every attempt, refused or not, counts against ``mail.rate_limit_per_minute``: a server that
+    limits us counts what we try, not what it accepts.
+    """
 
     name = "smtp"
 
-    def __init__(self, settings: MailSettings) -> None:
+    def __init__(self, settings: MailSettings, *, limiter: RateLimiter | None = None) -> None:
         self.settings = settings
+        self.limiter = (
+            limiter if limiter is not None else RateLimiter(settings.rate_limit_per_minute)
+        )
         self._client: aiosmtplib.SMTP | None = None
 
     async def _connect(self) -> aiosmtplib.SMTP:
@@ -99,6 +137,7 @@ class SmtpTransport:
     async def send(self, message: EmailMessage) -> None:
         """Send ``message``; 4xx answers and network trouble are temporary, 5xx permanent."""
         where = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
+        await self.limiter.wait()
         if self._client is None or not self._client.is_connected:
             self._client = await self._open(where)
         try:

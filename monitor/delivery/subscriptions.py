@@ -1,4 +1,5 @@
-"""Subscribers and their subscriptions: ``subscriptions.yaml``, syncing it, and who is due."""
+"""Subscribers and their subscriptions: ``subscriptions.yaml``, syncing it, the command line's
+subscribe and unsubscribe, and which periods are due (instant, hourly, daily, weekly)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,21 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from sqlmodel import Session, col, func, select
 
 from monitor.configfile import read_yaml_config
@@ -65,17 +75,170 @@ def _known_topic(slug: str, info: ValidationInfo) -> str:
     return slug
 
 
-class SubscriberSpec(BaseModel):
-    """One subscriber in ``subscriptions.yaml`` and the topics they get daily."""
+_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_WEEKDAYS = tuple(name[:3] for name in _DAY_NAMES)
+_SCHEDULE_KEYS = ("instant", "hourly", "daily", "weekly")
+DEFAULT_SEND_TIME = "08:00"
+
+
+def _weekday(word: str) -> int | None:
+    """0 for "mon" or "monday" (any case), ..., 6 for Sunday; None for anything else."""
+    word = word.lower()
+    for index, name in enumerate(_DAY_NAMES):
+        if word in (name[:3], name):
+            return index
+    return None
+
+
+def check_weekly(value: str) -> tuple[int, str]:
+    """(weekday, HH:MM) of a weekly time such as ``mon 08:00``; Monday is 0."""
+    parts = value.split()
+    weekday = _weekday(parts[0]) if len(parts) == 2 else None
+    if weekday is None:
+        raise UsageError(f"not a weekly time: {value!r} (use a day and HH:MM, as 'mon 08:00')")
+    return weekday, check_send_time(parts[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When a subscription's digest goes out; ``send_time`` and ``weekday`` as stored."""
+
+    frequency: Frequency
+    send_time: str = "00:00"
+    weekday: int = 0
+
+    @classmethod
+    def of(cls, subscription: Subscription) -> Schedule:
+        """The schedule a stored subscription follows, normalised."""
+        return make_schedule(
+            Frequency(subscription.frequency), subscription.send_time, subscription.weekday
+        )
+
+    def describe(self) -> str:
+        """``instant``, ``hourly``, ``daily 08:00`` or ``weekly mon 08:00``."""
+        if self.frequency is Frequency.DAILY:
+            return f"daily {self.send_time}"
+        if self.frequency is Frequency.WEEKLY:
+            return f"weekly {_WEEKDAYS[self.weekday]} {self.send_time}"
+        return str(self.frequency)
+
+    def apply(self, subscription: Subscription) -> bool:
+        """Give ``subscription`` this schedule; whether anything changed."""
+        if Schedule.of(subscription) == self:
+            return False
+        subscription.frequency = self.frequency
+        subscription.send_time, subscription.weekday = self.send_time, self.weekday
+        return True
+
+
+def make_schedule(frequency: Frequency, send_time: str = "00:00", weekday: int = 0) -> Schedule:
+    """A schedule with the fields its frequency ignores set to fixed values, so equal ones match."""
+    if frequency in (Frequency.INSTANT, Frequency.HOURLY):
+        return Schedule(frequency)
+    if frequency is Frequency.DAILY:
+        return Schedule(frequency, send_time)
+    return Schedule(frequency, send_time, weekday)
+
+
+DEFAULT_SCHEDULE = make_schedule(Frequency.DAILY, DEFAULT_SEND_TIME)
+
+
+def parse_schedule(
+    *,
+    instant: bool = False,
+    hourly: bool = False,
+    daily: str | None = None,
+    weekly: str | None = None,
+) -> Schedule | None:
+    """The one schedule given (None when none is); more than one is a UsageError."""
+    given = [
+        name
+        for name, value in zip(_SCHEDULE_KEYS, (instant, hourly, daily, weekly), strict=True)
+        if value
+    ]
+    if len(given) > 1:
+        raise UsageError(f"give one schedule, not {' and '.join(given)}")
+    if instant:
+        return make_schedule(Frequency.INSTANT)
+    if hourly:
+        return make_schedule(Frequency.HOURLY)
+    if daily:
+        return make_schedule(Frequency.DAILY, check_send_time(daily))
+    if weekly:
+        weekday, send_time = check_weekly(weekly)
+        return make_schedule(Frequency.WEEKLY, send_time, weekday)
+    return None
+
+
+def _sexagesimal(value: Any) -> Any:
+    # YAML 1.1 reads an unquoted 18:30 as the base-60 integer 1110 (but 08:30 as a string).
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return f"{value // 60:02d}:{value % 60:02d}"
+    return value
+
+
+class _ScheduleKeys(BaseModel):
+    """The schedule keys a subscriber and each of their topics may give, at most one of them."""
 
     model_config = ConfigDict(extra="forbid")
+
+    instant: bool = False
+    hourly: bool = False
+    daily: str | None = None
+    weekly: str | None = None
+
+    @field_validator("daily", mode="before")
+    @classmethod
+    def _daily_number(cls, value: Any) -> Any:
+        return _sexagesimal(value)
+
+    @field_validator("daily")
+    @classmethod
+    def _daily(cls, value: str | None) -> str | None:
+        return None if value is None else _as_value_error(check_send_time, value)
+
+    @field_validator("weekly")
+    @classmethod
+    def _weekly(cls, value: str | None) -> str | None:
+        if value is not None:
+            _as_value_error(lambda v: str(check_weekly(v)), value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> _ScheduleKeys:
+        try:
+            self.own_schedule()
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def own_schedule(self) -> Schedule | None:
+        """The schedule given here, if any."""
+        return parse_schedule(
+            instant=self.instant, hourly=self.hourly, daily=self.daily, weekly=self.weekly
+        )
+
+
+class TopicEntry(_ScheduleKeys):
+    """One entry of a subscriber's ``topics``: a slug, or a slug with its own schedule."""
+
+    topic: Annotated[str, AfterValidator(_known_topic)]
+
+
+def _entry(value: Any, info: ValidationInfo) -> Any:
+    # A bare slug is the short form of {topic: slug}; checked here, it is blamed as itself.
+    return {"topic": _known_topic(value, info)} if isinstance(value, str) else value
+
+
+class SubscriberSpec(_ScheduleKeys):
+    """One subscriber in ``subscriptions.yaml``: time zone, default schedule and topics."""
 
     email: str
     name: str = ""
     timezone: str = "UTC"
-    daily: str = "08:00"
+    notify_empty: bool = False
     # Checked one by one, so an unknown topic is reported at its own line.
-    topics: list[Annotated[str, AfterValidator(_known_topic)]] = Field(min_length=1)
+    topics: list[Annotated[TopicEntry, BeforeValidator(_entry)]] = Field(min_length=1)
 
     @field_validator("email")
     @classmethod
@@ -94,23 +257,23 @@ class SubscriberSpec(BaseModel):
     def _timezone(cls, value: str) -> str:
         return _as_value_error(check_timezone, value)
 
-    @field_validator("daily", mode="before")
-    @classmethod
-    def _sexagesimal(cls, value: Any) -> Any:
-        # YAML 1.1 reads an unquoted 18:30 as the base-60 integer 1110 (but 08:30 as a string).
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return f"{value // 60:02d}:{value % 60:02d}"
-        return value
-
-    @field_validator("daily")
-    @classmethod
-    def _daily(cls, value: str) -> str:
-        return _as_value_error(check_send_time, value)
-
     @field_validator("topics")
     @classmethod
-    def _topics(cls, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(value))
+    def _topics(cls, value: list[TopicEntry]) -> list[TopicEntry]:
+        unique: dict[str, TopicEntry] = {}
+        for entry in value:
+            if unique.setdefault(entry.topic, entry) != entry:
+                raise ValueError(f"topic {entry.topic!r} is listed twice with different schedules")
+        return list(unique.values())
+
+    @property
+    def schedule(self) -> Schedule:
+        """The subscriber's default schedule: the one given, else daily at 08:00."""
+        return self.own_schedule() or DEFAULT_SCHEDULE
+
+    def wanted(self) -> dict[str, Schedule]:
+        """Each topic slug with the schedule it follows."""
+        return {entry.topic: entry.own_schedule() or self.schedule for entry in self.topics}
 
 
 class SubscriptionsFile(BaseModel):
@@ -131,25 +294,34 @@ def read_subscriptions_file(path: Path, *, topics: set[str]) -> list[SubscriberS
 
 @dataclass(frozen=True, slots=True)
 class SubscriptionSync:
-    """What syncing a subscriptions file changed."""
+    """What syncing a subscriptions file changed; ``kept_unsubscribed`` lists ``email topic``
+    pairs the file names but their subscriber ended, which stay ended."""
 
     subscribers_added: int
     subscriptions_added: int
     subscriptions_removed: int
+    subscriptions_changed: int = 0
+    kept_unsubscribed: tuple[str, ...] = ()
 
 
 def sync_subscriptions(
     session: Session, specs: list[SubscriberSpec], *, now: datetime
 ) -> SubscriptionSync:
-    """Make each listed subscriber's subscriptions exactly those of the file; others untouched."""
-    topic_ids = {topic.slug: topic.id for topic in session.exec(select(Topic))}
-    subscribers_added = added = removed = 0
+    """Make each listed subscriber's subscriptions exactly those of the file; others untouched.
+
+    An ended subscription (``unsubscribed_at`` set) stays ended even when the file lists it:
+    the person asked to stop, and only they (``monitor subscribe``) start it again.
+    """
+    topic_ids = {topic.slug: topic.id or 0 for topic in session.exec(select(Topic))}
+    subscribers_added = added = removed = changed = 0
+    kept: list[str] = []
     for spec in specs:
-        subscriber = session.exec(select(Subscriber).where(Subscriber.email == spec.email)).first()
+        subscriber = get_subscriber(session, spec.email)
         if subscriber is None:
             subscriber = Subscriber(email=spec.email, created_at=now)
             subscribers_added += 1
         subscriber.name, subscriber.timezone = spec.name, spec.timezone
+        subscriber.notify_empty = spec.notify_empty
         session.add(subscriber)
         session.flush()
         current = {
@@ -158,94 +330,199 @@ def sync_subscriptions(
                 select(Subscription).where(Subscription.subscriber_id == subscriber.id)
             )
         }
-        wanted = {topic_ids[slug] or 0 for slug in spec.topics if slug in topic_ids}
+        slugs = {topic_id: slug for slug, topic_id in topic_ids.items()}
+        wanted = {topic_ids[s]: plan for s, plan in spec.wanted().items() if s in topic_ids}
         for topic_id, sub in current.items():
             if topic_id not in wanted:
-                session.delete(sub)
-                removed += 1
-            elif sub.send_time != spec.daily or sub.frequency != "daily":
-                sub.frequency, sub.send_time = Frequency.DAILY, spec.daily
+                if sub.unsubscribed_at is None:
+                    session.delete(sub)
+                    removed += 1
+            elif sub.unsubscribed_at is not None:
+                kept.append(f"{spec.email} {slugs.get(topic_id, topic_id)}")
+            elif wanted[topic_id].apply(sub):
                 session.add(sub)
-        for topic_id in wanted - current.keys():
-            session.add(
-                Subscription(
-                    subscriber_id=subscriber.id or 0,
-                    topic_id=topic_id or 0,
-                    frequency=Frequency.DAILY,
-                    send_time=spec.daily,
-                    created_at=now,
-                )
-            )
+                changed += 1
+        for topic_id in wanted.keys() - current.keys():
+            sub = Subscription(subscriber_id=subscriber.id or 0, topic_id=topic_id, created_at=now)
+            wanted[topic_id].apply(sub)
+            session.add(sub)
             added += 1
     session.flush()
-    return SubscriptionSync(subscribers_added, added, removed)
+    return SubscriptionSync(subscribers_added, added, removed, changed, tuple(kept))
+
+
+# --- who is due ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class DueGroup:
-    """Subscriptions of one subscriber that share a period, and so one e-mail."""
+    """Subscriptions of one subscriber that share a period, and so one e-mail.
+
+    ``record_empty``: a period with nothing new is still written to the outbox (as empty, or
+    as a "nothing new" notice when ``notify_empty``), so it is not considered again. Instant
+    groups leave nothing behind instead: their period is a tick, and one is never reconsidered.
+    """
 
     subscriber_id: int
     period_key: str
     topic_ids: tuple[int, ...]
     since: datetime
+    notify_empty: bool = False
+    record_empty: bool = True
 
 
-def _group(
+@dataclass(frozen=True, slots=True)
+class Period:
+    """One occurrence of a schedule: its outbox key, when it fell due, and the one before."""
+
+    key: str
+    due_at: datetime
+    previous_at: datetime | None
+
+
+def local_instant(day: date, send_time: str, zone: ZoneInfo) -> datetime:
+    """The first instant (UTC) at or after the wall-clock time ``send_time`` on ``day``.
+
+    In a fall-back hour the time happens twice: the first one counts. In a spring-forward gap
+    it never happens: the first instant after the gap counts (03:00 for 02:30 in Berlin).
+    """
+    wall = datetime.combine(day, time.fromisoformat(send_time))
+    first = wall.replace(tzinfo=zone).astimezone(UTC)
+    if first.astimezone(zone).replace(tzinfo=None) == wall:
+        return first
+    # A gap: fold=1 maps the missing wall time with the later offset, so before the transition;
+    # fold=0 with the earlier one, so after it. Find the transition's second between the two.
+    low = int(wall.replace(tzinfo=zone, fold=1).timestamp())
+    high = int(first.timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, UTC)
+
+
+def current_period(schedule: Schedule, zone: ZoneInfo, now: datetime) -> Period:
+    """The latest period of ``schedule`` that has begun by ``now`` (``now`` itself if instant)."""
+    if schedule.frequency is Frequency.INSTANT:
+        # Each tick is its own period; seconds are enough, a tick is far longer.
+        return Period(f"instant:{now.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}", now, None)
+    if schedule.frequency is Frequency.HOURLY:
+        # UTC hours: the same for every zone, and no daylight-saving change touches them.
+        hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        return Period(f"hourly:{hour:%Y-%m-%dT%H}Z", hour, hour - timedelta(hours=1))
+    today = now.astimezone(zone).date()
+    step = timedelta(days=1)
+    day = today
+    if schedule.frequency is Frequency.WEEKLY:
+        step = timedelta(days=7)
+        day = today - timedelta(days=today.weekday() - schedule.weekday)
+    if local_instant(day, schedule.send_time, zone) > now:
+        day -= step
+    due_at = local_instant(day, schedule.send_time, zone)
+    previous = local_instant(day - step, schedule.send_time, zone)
+    if schedule.frequency is Frequency.DAILY:
+        return Period(f"daily:{day.isoformat()}@{schedule.send_time}", due_at, previous)
+    year, week, _ = day.isocalendar()
+    key = f"weekly:{year}-W{week:02d}@{_WEEKDAYS[schedule.weekday]} {schedule.send_time}"
+    return Period(key, due_at, previous)
+
+
+def _stream_pattern(period_key: str) -> str:
+    """A LIKE pattern for every period of the same stream: same frequency, same send time."""
+    frequency, _, rest = period_key.partition(":")
+    _, at, when = rest.partition("@")
+    return f"{frequency}:%{at}{when}"
+
+
+def _last_in_stream(session: Session, subscriber_id: int, period_key: str) -> datetime | None:
+    """When this subscriber's latest delivery of the same stream as ``period_key`` was planned."""
+    # max() keeps its argument's type, so the time comes back as an aware UTC datetime.
+    return session.exec(
+        select(func.max(Delivery.created_at)).where(
+            Delivery.subscriber_id == subscriber_id,
+            col(Delivery.period_key).like(_stream_pattern(period_key)),
+        )
+    ).one()
+
+
+def _since(
+    session: Session,
     subscriber_id: int,
-    period_key: str,
+    stream_key: str,
+    previous_at: datetime | None,
     subscriptions: list[Subscription],
     lookback: timedelta,
-    last_planned: datetime | None,
-) -> DueGroup:
-    # A digest covers what was first seen since the previous one (or since subscribing), and
-    # ``lookback`` before that: an article matched late, say by a retag after a query edit,
-    # still arrives if it is recent, while a month of newly matched archive does not.
+) -> datetime:
+    # A digest covers what was first seen since the stream's previous one (else since its
+    # previous period, or since subscribing), and ``lookback`` before that: an article matched
+    # late, say by a retag after a query edit, still arrives if it is recent, while a month of
+    # newly matched archive does not. Other streams (an instant one beside a weekly one) do not
+    # count: each covers its own topics, and a weekly digest must not start at yesterday's.
     start = min(sub.created_at for sub in subscriptions)
-    if last_planned is not None:
-        start = max(start, last_planned)
-    return DueGroup(
-        subscriber_id=subscriber_id,
-        period_key=period_key,
-        topic_ids=tuple(sorted(sub.topic_id for sub in subscriptions)),
-        since=start - lookback,
-    )
+    last = _last_in_stream(session, subscriber_id, stream_key)
+    if last is None:
+        last = previous_at
+    if last is not None:
+        start = max(start, last)
+    return start - lookback
 
 
-def _last_planned(session: Session, subscriber_ids: set[int]) -> dict[int, datetime]:
-    """When each subscriber's latest delivery was planned."""
-    rows = session.exec(
-        select(Delivery.subscriber_id, func.max(Delivery.created_at))
-        .where(col(Delivery.subscriber_id).in_(subscriber_ids))
-        .group_by(col(Delivery.subscriber_id))
-    ).all()
-    # max() keeps its argument's type, so the times come back as aware UTC datetimes.
-    return dict(rows)
-
-
-def due_daily_groups(session: Session, *, now: datetime, lookback: timedelta) -> list[DueGroup]:
-    """Subscriptions whose local send time has passed today and whose period is not planned."""
-    rows = session.exec(
+def _active_rows(
+    session: Session, email: str | None = None
+) -> list[tuple[Subscription, Subscriber]]:
+    statement = (
         select(Subscription, Subscriber)
         .join(Subscriber, col(Subscriber.id) == Subscription.subscriber_id)
-        .where(Subscription.frequency == "daily")
-    ).all()
+        .where(col(Subscription.unsubscribed_at).is_(None))
+    )
+    if email is not None:
+        statement = statement.where(Subscriber.email == email)
+    return [(sub, subscriber) for sub, subscriber in session.exec(statement)]
+
+
+def due_groups(session: Session, *, now: datetime, lookback: timedelta) -> list[DueGroup]:
+    """Active subscriptions whose period has begun and is not planned, grouped per e-mail.
+
+    Instant subscriptions are due on every call (the scheduler calls once a tick), whatever
+    their topic's priority; the others once per hour, local day or local week, from their
+    first send time after subscribing.
+    """
     groups: dict[tuple[int, str], list[Subscription]] = defaultdict(list)
-    for subscription, subscriber in rows:
-        zone = ZoneInfo(subscriber.timezone)
-        local_day = now.astimezone(zone).date()
-        due_at = datetime.combine(local_day, time.fromisoformat(subscription.send_time), zone)
-        # The first period is the first send time after subscribing, not one already past.
-        if now >= due_at >= subscription.created_at:
-            key = f"daily:{local_day.isoformat()}@{subscription.send_time}"
-            groups[(subscriber.id or 0, key)].append(subscription)
+    periods: dict[tuple[int, str], Period] = {}
+    notify: dict[int, bool] = {}
+    for subscription, subscriber in _active_rows(session):
+        period = current_period(Schedule.of(subscription), ZoneInfo(subscriber.timezone), now)
+        if period.due_at >= subscription.created_at:
+            groups[(subscriber.id or 0, period.key)].append(subscription)
+            periods[(subscriber.id or 0, period.key)] = period
+            notify[subscriber.id or 0] = subscriber.notify_empty
     planned = _planned_periods(session, {key for _, key in groups})
-    last = _last_planned(session, {subscriber_id for subscriber_id, _ in groups})
-    return [
-        _group(subscriber_id, key, subs, lookback, last.get(subscriber_id))
-        for (subscriber_id, key), subs in sorted(groups.items())
-        if (subscriber_id, key) not in planned
-    ]
+    due = []
+    for (subscriber_id, key), subs in sorted(groups.items()):
+        if (subscriber_id, key) in planned:
+            continue
+        instant = key.startswith(f"{Frequency.INSTANT}:")
+        due.append(
+            DueGroup(
+                subscriber_id=subscriber_id,
+                period_key=key,
+                topic_ids=tuple(sorted(sub.topic_id for sub in subs)),
+                since=_since(
+                    session,
+                    subscriber_id,
+                    key,
+                    periods[(subscriber_id, key)].previous_at,
+                    subs,
+                    lookback,
+                ),
+                # A "nothing new" notice every tick would be noise: instant never sends one.
+                notify_empty=notify[subscriber_id] and not instant,
+                record_empty=not instant,
+            )
+        )
+    return due
 
 
 def _planned_periods(session: Session, keys: set[str]) -> set[tuple[int, str]]:
@@ -263,20 +540,36 @@ def _planned_periods(session: Session, keys: set[str]) -> set[tuple[int, str]]:
 def all_subscription_groups(
     session: Session, *, period_key: str, lookback: timedelta, email: str | None = None
 ) -> list[DueGroup]:
-    """Every subscriber's subscriptions as one group each, for a digest sent on demand."""
-    statement = select(Subscription, Subscriber).join(
-        Subscriber, col(Subscriber.id) == Subscription.subscriber_id
-    )
-    if email is not None:
-        statement = statement.where(Subscriber.email == email)
+    """Every subscriber's active subscriptions as one group each, for a digest sent on demand."""
     groups: dict[int, list[Subscription]] = defaultdict(list)
-    for subscription, subscriber in session.exec(statement):
+    for subscription, subscriber in _active_rows(session, email):
         groups[subscriber.id or 0].append(subscription)
-    last = _last_planned(session, set(groups))
-    return [
-        _group(subscriber_id, period_key, subs, lookback, last.get(subscriber_id))
-        for subscriber_id, subs in sorted(groups.items())
-    ]
+    result = []
+    for subscriber_id, subs in sorted(groups.items()):
+        # Reach back as far as the furthest behind of the subscriber's streams.
+        starts = [
+            _since(session, subscriber_id, _stream_key(sub), None, [sub], lookback) for sub in subs
+        ]
+        result.append(
+            DueGroup(
+                subscriber_id=subscriber_id,
+                period_key=period_key,
+                topic_ids=tuple(sorted(sub.topic_id for sub in subs)),
+                since=min(starts),
+            )
+        )
+    return result
+
+
+def _stream_key(subscription: Subscription) -> str:
+    """A period key of the subscription's stream (its period part is a placeholder)."""
+    schedule = Schedule.of(subscription)
+    if schedule.frequency in (Frequency.DAILY, Frequency.WEEKLY):
+        at = schedule.send_time
+        if schedule.frequency is Frequency.WEEKLY:
+            at = f"{_WEEKDAYS[schedule.weekday]} {at}"
+        return f"{schedule.frequency}:-@{at}"
+    return f"{schedule.frequency}:-"
 
 
 def get_subscriber(session: Session, email: str) -> Subscriber | None:
@@ -302,3 +595,96 @@ def unsubscribe(
         ended += 1
     session.flush()
     return ended
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeResult:
+    """What ``subscribe_topics`` changed."""
+
+    subscriber_added: bool
+    added: tuple[str, ...]
+    reactivated: tuple[str, ...]
+    changed: tuple[str, ...]
+    unchanged: tuple[str, ...]
+
+
+def subscribe_topics(
+    session: Session,
+    *,
+    email: str,
+    topics: list[Topic],
+    schedule: Schedule | None,
+    timezone: str | None,
+    name: str | None,
+    now: datetime,
+) -> SubscribeResult:
+    """Subscribe ``email`` (made a subscriber if need be) to ``topics`` on ``schedule``.
+
+    An ended subscription starts again, counting from now; without a schedule, an existing
+    subscription keeps its own and a new one is daily at 08:00.
+    """
+    subscriber = get_subscriber(session, email)
+    created = subscriber is None
+    if subscriber is None:
+        subscriber = Subscriber(email=email, created_at=now)
+    if timezone is not None:
+        subscriber.timezone = timezone
+    if name is not None:
+        subscriber.name = name
+    session.add(subscriber)
+    session.flush()
+    current = {
+        sub.topic_id: sub
+        for sub in session.exec(
+            select(Subscription).where(Subscription.subscriber_id == subscriber.id)
+        )
+    }
+    outcome: dict[str, list[str]] = defaultdict(list)
+    for topic in topics:
+        sub = current.get(topic.id or 0)
+        if sub is None:
+            sub = Subscription(subscriber_id=subscriber.id or 0, topic_id=topic.id or 0)
+            sub.created_at, kind = now, "added"
+            (schedule or DEFAULT_SCHEDULE).apply(sub)
+        elif sub.unsubscribed_at is not None:
+            # Counting from now: the weeks spent unsubscribed are not owed a digest.
+            sub.unsubscribed_at, sub.created_at, kind = None, now, "reactivated"
+            if schedule is not None:
+                schedule.apply(sub)
+        else:
+            kind = "changed" if schedule is not None and schedule.apply(sub) else "unchanged"
+        session.add(sub)
+        outcome[kind].append(topic.slug)
+    session.flush()
+    return SubscribeResult(
+        created, *(tuple(outcome[k]) for k in ("added", "reactivated", "changed", "unchanged"))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRow:
+    """One subscription as ``monitor subscriptions list`` shows it."""
+
+    email: str
+    timezone: str
+    topic: str
+    schedule: Schedule
+    unsubscribed_at: datetime | None
+
+
+def list_subscriptions(session: Session, *, email: str | None = None) -> list[SubscriptionRow]:
+    """Every subscription (or one subscriber's), ended ones too, by address then topic."""
+    statement = (
+        select(Subscriber, Subscription, Topic)
+        .join(Subscription, col(Subscription.subscriber_id) == Subscriber.id)
+        .join(Topic, col(Topic.id) == Subscription.topic_id)
+        .order_by(col(Subscriber.email), col(Topic.slug))
+    )
+    if email is not None:
+        statement = statement.where(Subscriber.email == email)
+    return [
+        SubscriptionRow(
+            subscriber.email, subscriber.timezone, topic.slug, Schedule.of(sub), sub.unsubscribed_at
+        )
+        for subscriber, sub, topic in session.exec(statement)
+    ]

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import httpx
 from sqlmodel import Session, col, select
 
-from monitor.errors import UsageError
+from monitor.errors import NotFoundError, UsageError
 from monitor.models import Feed, FeedState
 from monitor.sources import schedule
 from monitor.sources.opml import OpmlFeed
@@ -33,9 +33,16 @@ class FeedRef:
     body_hash: str | None
     interval: timedelta
     error_count: int
+    last_success_at: datetime | None = None
+    last_full_fetch_at: datetime | None = None
+    items_per_day: float | None = None
+    hint: schedule.Hint | None = None
 
 
 def _ref(feed: Feed) -> FeedRef:
+    hint = None
+    if feed.hint_seconds:
+        hint = schedule.Hint(timedelta(seconds=feed.hint_seconds), feed.hint_source or "hint")
     return FeedRef(
         id=feed.id or 0,
         url=feed.url,
@@ -45,6 +52,10 @@ def _ref(feed: Feed) -> FeedRef:
         body_hash=feed.body_hash,
         interval=timedelta(seconds=feed.interval_seconds),
         error_count=feed.error_count,
+        last_success_at=feed.last_success_at,
+        last_full_fetch_at=feed.last_full_fetch_at,
+        items_per_day=feed.items_per_day,
+        hint=hint,
     )
 
 
@@ -167,10 +178,22 @@ class CheckOutcome:
     body_hash: str | None = None
     title: str | None = None
     site_url: str | None = None
+    # The interval planned from this check (None: keep the feed's interval as it is).
+    planned: schedule.PlannedInterval | None = None
+    items_per_day: float | None = None
+    hint: schedule.Hint | None = None
+    full_fetch: bool = False  # sent without validators
+    moved_to: str | None = None  # the feed's URL answered with a permanent redirect here
 
 
 def record_success(
-    session: Session, feed: FeedRef, outcome: CheckOutcome, *, now: datetime, rng: random.Random
+    session: Session,
+    feed: FeedRef,
+    outcome: CheckOutcome,
+    *,
+    now: datetime,
+    rng: random.Random,
+    jitter: float = schedule.JITTER_FRACTION,
 ) -> None:
     """Store validators and metadata of a good check, clear the error streak, plan the next."""
     row = _load(session, feed.id)
@@ -180,9 +203,36 @@ def record_success(
     row.title = outcome.title or row.title
     row.site_url = outcome.site_url or row.site_url
     row.state, row.error_count, row.last_error = FeedState.ACTIVE, 0, None
+    row.disabled_reason = None
     row.last_checked_at = row.last_success_at = now
-    row.next_check_at = schedule.next_check_after_success(now, feed.interval, rng=rng)
+    if outcome.full_fetch:
+        row.last_full_fetch_at = now
+    if outcome.items_per_day is not None:
+        row.items_per_day = outcome.items_per_day
+    if outcome.hint is not None:
+        row.hint_seconds = int(outcome.hint.every.total_seconds())
+        row.hint_source = outcome.hint.source[:40]
+    interval = feed.interval
+    if outcome.planned is not None:
+        interval = outcome.planned.interval
+        row.interval_seconds = int(interval.total_seconds())
+        row.interval_reason = outcome.planned.reason
+    row.next_check_at = schedule.next_check_after_success(now, interval, rng=rng, jitter=jitter)
+    if outcome.moved_to:
+        move_feed(session, row, outcome.moved_to)
     session.add(row)
+
+
+def move_feed(session: Session, row: Feed, new_url: str) -> bool:
+    """Give the feed its new URL after a permanent redirect (not if another feed has it)."""
+    try:
+        new_url = check_feed_url(new_url)
+    except UsageError:
+        return False
+    if new_url == row.url or get_feed(session, new_url) is not None:
+        return False
+    row.url = new_url
+    return True
 
 
 def record_failure(
@@ -193,17 +243,53 @@ def record_failure(
     now: datetime,
     max_backoff: timedelta,
     rng: random.Random,
+    retry_after: timedelta | None = None,
+    disable: bool = False,
+    jitter: float = schedule.JITTER_FRACTION,
 ) -> None:
-    """Count an error and back off; the feed stays polled, shown as erroring with the reason."""
+    """Count an error and back off; the feed stays polled, shown as erroring with the reason.
+
+    ``retry_after`` (already capped) delays the next check at least that long; ``disable``
+    stops polling the feed (a 410 Gone), with the error as the reason, until it is retried.
+    """
     row = _load(session, feed.id)
     row.error_count += 1
     row.last_error = error[:MAX_ERROR_LENGTH]
-    row.state = FeedState.ERRORING
+    row.state = FeedState.DISABLED if disable else FeedState.ERRORING
+    if disable:
+        row.disabled_reason = error[:MAX_ERROR_LENGTH]
     row.last_checked_at = now
     row.next_check_at = schedule.next_check_after_error(
-        now, feed.interval, error_count=row.error_count, max_backoff=max_backoff, rng=rng
+        now,
+        feed.interval,
+        error_count=row.error_count,
+        max_backoff=max_backoff,
+        rng=rng,
+        retry_after=retry_after,
+        jitter=jitter,
     )
     session.add(row)
+
+
+def retry_feeds(
+    session: Session, *, urls: Iterable[str] = (), all_erroring: bool = False, now: datetime
+) -> list[Feed]:
+    """Make feeds due now and active again (disabled ones too), their error streak cleared."""
+    wanted = [url.strip() for url in urls]
+    rows: list[Feed] = []
+    for url in wanted:
+        row = get_feed(session, url)
+        if row is None:
+            raise NotFoundError(f"no such feed: {url} (see `monitor feeds list`)")
+        rows.append(row)
+    if all_erroring:
+        statement = select(Feed).where(Feed.state == FeedState.ERRORING).order_by(col(Feed.url))
+        rows.extend(row for row in session.exec(statement) if row not in rows)
+    for row in rows:
+        row.state, row.error_count, row.disabled_reason = FeedState.ACTIVE, 0, None
+        row.next_check_at = now
+        session.add(row)
+    return rows
 
 
 def _load(session: Session, feed_id: int) -> Feed:

@@ -75,6 +75,10 @@ class ParsedFeed:
     version: str
     entries: list[ParsedEntry] = field(default_factory=list)
     warning: str | None = None
+    # The feed's own polling hints, raw: RSS <ttl> (minutes), sy:updatePeriod / updateFrequency.
+    ttl: str | None = None
+    update_period: str | None = None
+    update_frequency: str | None = None
 
 
 class _TextExtractor(HTMLParser):
@@ -181,8 +185,11 @@ def _to_entry(entry: Any, feed_url: str, language: str) -> ParsedEntry:
 
 def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
     """Parse an RSS, Atom, RDF or JSON Feed document; raise ParseError when it is not a feed."""
+    if not body.strip():
+        raise ParseError(url, "not a feed (empty body)")
     if body.lstrip()[:1] == b"{":
         return parse_json_feed(body, url=url)
+    refuse_entity_declarations(body, url=url)
     # No content-location: feedparser would resolve a guid such as "42" against it, and then a
     # guid standing in for a link could not be told from a real link. We resolve links ourselves.
     headers = {"content-type": content_type} if content_type else {}
@@ -206,7 +213,70 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         version=str(document.get("version") or ""),
         entries=[_to_entry(entry, url, language) for entry in document.entries],
         warning=warning,
+        ttl=_optional(meta.get("ttl")),
+        update_period=_optional(meta.get("sy_updateperiod")),
+        update_frequency=_optional(meta.get("sy_updatefrequency")),
     )
+
+
+def refuse_entity_declarations(body: bytes, *, url: str) -> None:
+    """Raise ParseError when the document's DOCTYPE declares entities.
+
+    feedparser's loose parser expands declared entities itself: one large entity repeated a few
+    thousand times becomes hundreds of MB (an "entity bomb"). No real feed needs to declare
+    entities, so such a document is refused before any parser sees it. External entities are
+    never fetched either way: nothing here loads a DTD.
+    """
+    subset = _doctype(_prolog_text(body))
+    if subset is not None and "<!ENTITY" in subset:
+        raise ParseError(url, "not a feed (its DOCTYPE declares XML entities, which are refused)")
+
+
+def _prolog_text(body: bytes) -> str:
+    # Only UTF-16 and UTF-32 hide ASCII markup from a byte search; latin-1 maps every other
+    # (ASCII-compatible) encoding's markup characters one to one.
+    head = body[:4]
+    for bom, codec in _WIDE_ENCODINGS:
+        if head.startswith(bom):
+            return body.decode(codec, errors="replace")
+    if len(head) == 4 and head.count(0) >= 2:
+        codec = (
+            "utf-32-le"
+            if head[1:4] == b"\0\0\0"
+            else "utf-32-be"
+            if head[:3] == b"\0\0\0"
+            else ("utf-16-le" if head[1] == 0 else "utf-16-be")
+        )
+        return body.decode(codec, errors="replace")
+    return body.decode("latin-1")
+
+
+_WIDE_ENCODINGS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+_PROLOG_ITEM = re.compile(r"\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
+
+
+def _doctype(text: str) -> str | None:
+    """The DOCTYPE declaration of an XML prolog, internal subset included (None if none)."""
+    position = 1 if text.startswith("\ufeff") else 0
+    while True:
+        item = _PROLOG_ITEM.match(text, position)
+        if item is None or item.end() == position:
+            break
+        position = item.end()
+    if not text.startswith("<!DOCTYPE", position):
+        return None
+    # The declaration ends at the first ">" outside its [internal subset].
+    bracket = text.find("[", position)
+    close = text.find(">", position)
+    if bracket != -1 and (close == -1 or bracket < close):
+        end = text.find("]", bracket)
+        return text[position : len(text) if end == -1 else end + 1]
+    return text[position : len(text) if close == -1 else close + 1]
 
 
 def _bozo_message(document: Any) -> str | None:

@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, text
+from sqlalchemy import Engine, func, text, update
 from sqlmodel import Session, col, select
+from typer.testing import CliRunner
 
-from monitor.delivery.dispatch import SendReport, preview_digests
+from monitor.cli import app
+from monitor.db import create_db_engine
+from monitor.delivery.dispatch import (
+    SendReport,
+    _mark_failed,
+    _mark_retry,
+    _mark_sent,
+    claim_due_deliveries,
+    plan_digests_now,
+    preview_digests,
+    send_due_deliveries,
+)
+from monitor.delivery.mailer import RateLimiter, SmtpTransport
 from monitor.delivery.render import build_environment
 from monitor.errors import ConfigError, NotFoundError
 from monitor.models import (
@@ -20,6 +36,7 @@ from monitor.models import (
     DeliveryItem,
     DeliveryStatus,
     Match,
+    Subscriber,
     Topic,
     table_names,
 )
@@ -361,7 +378,7 @@ def test_preview_writes_nothing_and_returns_the_subject(world: World) -> None:
     )
 
     assert [(p.email, p.articles) for p in previews] == [(SUBSCRIBER, 1)]
-    assert previews[0].rendered.subject == "[monitor] 1 new article: Russian disinformation"
+    assert previews[0].rendered.subject == "[monitor] Russian disinformation (1)"
     assert "Troll farms meddle in the election" in previews[0].rendered.text
     assert world.row_counts() == counts
     assert world.smtp.handler.attempts == 0
@@ -402,7 +419,7 @@ def test_long_digest_shows_the_newest_and_counts_the_rest(
     world.send(LATER)
 
     [received] = world.smtp.messages
-    assert received.message["Subject"] == "[monitor] 3 new articles: Election interference"
+    assert received.message["Subject"] == "[monitor] Election interference (3)"
     [body] = world.texts()
     lines = body.splitlines()
     assert [line for line in lines if line.startswith(("== ", "* "))] == [
@@ -470,3 +487,365 @@ def test_retry_after_a_retag_still_carries_the_planned_articles(world: World) ->
     [body] = world.texts()
     assert "Election interference probe opens" in body
     assert world.items() == {first: world.topics[ELECTION]}
+
+
+# Leases, several workers, the rate limit and `monitor deliveries list`.
+
+WORKER, OTHER = "host:1:aaaa", "host:2:bbbb"
+LEASE = timedelta(minutes=10)
+
+
+def add_deliveries(engine: Engine, count: int, *, due: datetime = T0) -> list[int]:
+    """``count`` pending deliveries (one subscriber each), due at ``due``; their ids."""
+    with Session(engine) as session, session.begin():
+        deliveries = []
+        for number in range(count):
+            subscriber = Subscriber(email=f"reader{number}@example.org")
+            session.add(subscriber)
+            session.flush()
+            delivery = Delivery(
+                subscriber_id=subscriber.id or 0,
+                period_key="daily:2024-09-09",
+                message_id=f"<digest.{number}@example.net>",
+                next_attempt_at=due,
+                created_at=due,
+            )
+            session.add(delivery)
+            deliveries.append(delivery)
+        session.flush()
+        return [d.id or 0 for d in deliveries]
+
+
+def delivery_row(engine: Engine, delivery_id: int) -> Delivery:
+    with Session(engine) as session:
+        found = session.get(Delivery, delivery_id)
+        assert found is not None
+        return found
+
+
+@pytest.mark.parametrize(
+    ("status", "next_attempt", "claimed_until", "claimable"),
+    [
+        (DeliveryStatus.PENDING, T0, None, True),
+        (DeliveryStatus.PENDING, T0 - timedelta(hours=1), None, True),
+        (DeliveryStatus.PENDING, T0 + timedelta(seconds=1), None, False),
+        (DeliveryStatus.PENDING, T0, T0 + timedelta(seconds=1), False),
+        (DeliveryStatus.PENDING, T0, T0, True),
+        (DeliveryStatus.PENDING, T0, T0 - timedelta(minutes=1), True),
+        (DeliveryStatus.SENT, T0, None, False),
+        (DeliveryStatus.FAILED, T0, None, False),
+        (DeliveryStatus.EMPTY, T0, None, False),
+    ],
+)
+def test_claim_takes_only_due_deliveries_with_a_free_or_expired_lease(
+    engine: Engine,
+    status: DeliveryStatus,
+    next_attempt: datetime,
+    claimed_until: datetime | None,
+    claimable: bool,
+) -> None:
+    [delivery_id] = add_deliveries(engine, 1)
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(Delivery)
+            .where(col(Delivery.id) == delivery_id)
+            .values(
+                status=status,
+                next_attempt_at=next_attempt,
+                claimed_by=OTHER if claimed_until else None,
+                claimed_until=claimed_until,
+            )
+        )
+
+    claimed = claim_due_deliveries(engine, worker=WORKER, now=T0, lease=LEASE)
+
+    assert claimed == ([delivery_id] if claimable else [])
+    row = delivery_row(engine, delivery_id)
+    if claimable:
+        assert (row.claimed_by, row.claimed_until) == (WORKER, T0 + LEASE)
+    else:
+        assert row.claimed_by == (OTHER if claimed_until else None)
+
+
+def test_concurrent_claims_share_the_outbox_without_overlap(engine: Engine) -> None:
+    ids = add_deliveries(engine, 24)
+    workers = [f"host:{n}:cafe" for n in range(4)]
+    claims: dict[str, list[int]] = {worker: [] for worker in workers}
+
+    def claim_until_empty(worker: str) -> None:
+        while batch := claim_due_deliveries(engine, worker=worker, now=T0, lease=LEASE, limit=2):
+            claims[worker].extend(batch)
+
+    threads = [threading.Thread(target=claim_until_empty, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    everything = [i for batch in claims.values() for i in batch]
+    assert sorted(everything) == ids
+    with Session(engine) as session:
+        owners = dict(session.exec(select(Delivery.id, Delivery.claimed_by)).all())
+    assert owners == {i: w for w, batch in claims.items() for i in batch}
+
+
+@pytest.mark.parametrize("mark", ["sent", "failed", "retry"])
+def test_a_mark_applies_only_while_the_worker_holds_the_lease(
+    engine: Engine, settings_for_marks: Settings, mark: str
+) -> None:
+    [delivery_id] = add_deliveries(engine, 1)
+    assert claim_due_deliveries(engine, worker=WORKER, now=T0, lease=LEASE) == [delivery_id]
+    # The lease runs out and another worker takes the delivery over.
+    later = T0 + LEASE
+    assert claim_due_deliveries(engine, worker=OTHER, now=later, lease=LEASE) == [delivery_id]
+
+    def apply(worker: str) -> bool:
+        if mark == "sent":
+            return _mark_sent(engine, delivery_id, worker, later)
+        if mark == "failed":
+            return _mark_failed(engine, delivery_id, worker, "550 no")
+        return _mark_retry(engine, settings_for_marks, delivery_id, worker, "451 later", later)
+
+    assert apply(WORKER) is False
+    stale = delivery_row(engine, delivery_id)
+    assert (stale.status, stale.attempts, stale.claimed_by) == (DeliveryStatus.PENDING, 0, OTHER)
+
+    assert apply(OTHER) is True
+    done = delivery_row(engine, delivery_id)
+    expected = {"sent": DeliveryStatus.SENT, "failed": DeliveryStatus.FAILED}
+    assert done.status == expected.get(mark, DeliveryStatus.PENDING)
+    assert (done.attempts, done.claimed_by, done.claimed_until) == (1, None, None)
+
+
+@pytest.fixture
+def settings_for_marks() -> Settings:
+    return Settings()
+
+
+class FakeTransport:
+    """Accepts every message; ``during_send`` runs inside each send (to move time, or race)."""
+
+    name = "fake"
+
+    def __init__(self, during_send: Callable[[EmailMessage], None]) -> None:
+        self.during_send = during_send
+        self.sent: list[str] = []
+
+    async def send(self, message: EmailMessage) -> None:
+        self.during_send(message)
+        self.sent.append(str(message["Message-ID"]))
+
+
+def plan_now(world: World, now: datetime) -> list[Delivery]:
+    plan_digests_now(world.engine, world.settings, now=now)
+    return [d for d in world.deliveries() if d.status == DeliveryStatus.PENDING]
+
+
+def subscribers(count: int) -> list[dict[str, Any]]:
+    return [
+        {"email": f"reader{n:02d}@example.org", "timezone": "UTC", "topics": [ELECTION]}
+        for n in range(count)
+    ]
+
+
+def test_slow_batch_renews_its_leases_and_leaves_what_another_worker_took(
+    config: ConfigWriter, start: Callable[[], World]
+) -> None:
+    config.subscribers = subscribers(3)
+    world = start()
+    world.add_article("Election interference probe opens", {ELECTION: 3.0})
+    first, second, third = plan_now(world, LATER)
+    clock = [LATER]
+    taken: list[int] = []
+
+    def six_minutes_each(message: EmailMessage) -> None:
+        clock[0] += timedelta(minutes=6)
+        if message["Message-ID"] == first.message_id:
+            # The second lease ran out meanwhile (6 < 10 < 12 minutes); another worker takes it.
+            clock[0] += timedelta(minutes=6)
+            taken.extend(
+                claim_due_deliveries(
+                    world.engine,
+                    worker=OTHER,
+                    now=clock[0],
+                    lease=world.settings.mail.lease,
+                    subscriber_id=second.subscriber_id,
+                )
+            )
+
+    transport = FakeTransport(six_minutes_each)
+    report = asyncio.run(
+        send_due_deliveries(
+            world.engine,
+            world.settings,
+            transport,
+            build_environment(),
+            clock=lambda: clock[0],
+            worker=WORKER,
+        )
+    )
+
+    assert taken == [second.id]
+    assert transport.sent == [first.message_id, third.message_id]
+    assert len(report.sent) == 2
+    statuses = {d.id: (d.status, d.claimed_by) for d in world.deliveries()}
+    assert statuses[first.id] == (DeliveryStatus.SENT, None)
+    assert statuses[second.id] == (DeliveryStatus.PENDING, OTHER)
+    assert statuses[third.id] == (DeliveryStatus.SENT, None)
+
+
+def test_two_workers_send_each_message_exactly_once(
+    config: ConfigWriter, start: Callable[[], World]
+) -> None:
+    config.subscribers = subscribers(12)
+    world = start()
+    world.add_article("Election interference probe opens", {ELECTION: 3.0})
+    planned = plan_now(world, LATER)
+    # Both workers' first messages wait at DATA for each other: they really overlap.
+    world.smtp.handler.rendezvous = 2
+    reports: dict[str, SendReport] = {}
+
+    def run_worker(worker: str) -> None:
+        engine = create_db_engine(str(world.engine.url.render_as_string(hide_password=False)))
+        try:
+            transport = SmtpTransport(world.settings.mail)
+            reports[worker] = asyncio.run(
+                send_all(engine, world.settings, transport, worker=worker)
+            )
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=run_worker, args=(w,)) for w in (WORKER, OTHER)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(world.smtp.handler.message_ids()) == sorted(d.message_id for d in planned)
+    assert world.smtp.handler.peak_in_flight == 2
+    assert all(reports[w].sent for w in (WORKER, OTHER))
+    assert sum(len(r.sent) for r in reports.values()) == len(planned)
+    assert {(d.status, d.attempts, d.claimed_by) for d in world.deliveries()} == {
+        (DeliveryStatus.SENT, 1, None)
+    }
+
+
+async def send_all(
+    engine: Engine, settings: Settings, transport: SmtpTransport, *, worker: str
+) -> SendReport:
+    """One worker's run, claiming one delivery at a time so that workers interleave."""
+    try:
+        return await send_due_deliveries(
+            engine, settings, transport, build_environment(), now=LATER, worker=worker, batch=1
+        )
+    finally:
+        await transport.close()
+
+
+def test_rate_limit_spaces_the_whole_batch(
+    config: ConfigWriter, start: Callable[[], World]
+) -> None:
+    config.subscribers = subscribers(4)
+    world = start()
+    world.add_article("Election interference probe opens", {ELECTION: 3.0})
+    plan_now(world, LATER)
+    world.smtp.handler.replies = ["451 4.3.0 try later"]
+    fake = {"now": 0.0}
+    started: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        fake["now"] += seconds
+
+    limiter = RateLimiter(2, clock=lambda: fake["now"], sleep=sleep)
+    transport = SmtpTransport(world.settings.mail, limiter=limiter)
+    world.smtp.handler.handle_MAIL = record_start(started, fake)  # type: ignore[attr-defined]
+
+    report = asyncio.run(send_all(world.engine, world.settings, transport, worker=WORKER))
+
+    # Two a minute, refused attempts included, in one batch that never waits on the wall clock.
+    assert started == [0.0, 30.0, 60.0, 90.0]
+    assert (len(report.sent), len(report.retrying)) == (3, 1)
+
+
+def record_start(started: list[float], fake: dict[str, float]) -> Any:
+    async def handle_MAIL(
+        server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        started.append(fake["now"])
+        envelope.mail_from = address
+        return "250 OK"
+
+    return handle_MAIL
+
+
+def test_server_down_delays_delivery_and_keeps_the_message_id(world: World) -> None:
+    world.add_article("Election interference probe opens", {ELECTION: 3.0})
+    world.smtp.stop()
+
+    down = world.send(LATER)
+
+    assert down.sent == []
+    [waiting] = world.deliveries()
+    assert (waiting.status, waiting.attempts, waiting.claimed_by) == (
+        DeliveryStatus.PENDING,
+        1,
+        None,
+    )
+    assert "cannot reach" in (waiting.last_error or "")
+    assert world.send(waiting.next_attempt_at - timedelta(seconds=1), scheduled=True).sent == []
+
+    with running_smtp_server(world.smtp.port) as revived:
+        back = world.send(waiting.next_attempt_at, scheduled=True)
+
+    assert back.sent == [SUBSCRIBER]
+    assert revived.handler.message_ids() == [waiting.message_id]
+    [sent] = world.deliveries()
+    assert (sent.status, sent.attempts, sent.last_error) == (DeliveryStatus.SENT, 2, None)
+
+
+def list_deliveries_cli(config: ConfigWriter, *args: str) -> list[str]:
+    """``monitor deliveries list ARGS``: the table's rows (lines with a subscriber's address)."""
+    result = CliRunner().invoke(
+        app, ["--config", str(config.directory), "deliveries", "list", *args]
+    )
+    assert result.exit_code == 0, result.output
+    return [line for line in result.output.splitlines() if "@example.org" in line]
+
+
+STATUSES = {"pending", "failed", "sent", "empty"}
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        ((), ["sent", "pending", "failed"]),
+        (("--failed",), ["failed"]),
+        (("--pending",), ["pending"]),
+        (("--failed", "--pending"), ["pending", "failed"]),
+        (("--limit", "1"), ["sent"]),
+    ],
+)
+def test_deliveries_list_shows_status_attempts_and_the_servers_reason(
+    config: ConfigWriter, start: Callable[[], World], args: tuple[str, ...], shown: list[str]
+) -> None:
+    config.subscribers = subscribers(3)
+    world = start()
+    world.add_article("Election interference probe opens", {ELECTION: 3.0})
+    # In delivery order: reader00 refused for good, reader01 put off, reader02 accepted.
+    world.smtp.handler.replies = ["550 5.7.1 rejected by local policy", "451 4.3.0 come back later"]
+    world.send(LATER)
+
+    rows = list_deliveries_cli(config, *args)
+
+    assert [next(w for w in row.split() if w in STATUSES) for row in rows] == shown
+    by_status = {next(w for w in row.split() if w in STATUSES): row for row in rows}
+    if "failed" in by_status:
+        assert "reader00@example.org" in by_status["failed"]
+        assert "550 5.7.1 rejected by local policy" in by_status["failed"]
+    if "pending" in by_status:
+        retry = LATER + world.settings.mail.retry_backoff
+        assert "reader01@example.org" in by_status["pending"]
+        assert f"{retry:%Y-%m-%d %H:%M} UTC" in by_status["pending"]
+        assert "451 4.3.0 come back later" in by_status["pending"]
+    if "sent" in by_status:
+        assert "reader02@example.org" in by_status["sent"]

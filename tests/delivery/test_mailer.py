@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from monitor.delivery.mailer import FileTransport, SmtpTransport, retry_at
+from monitor.delivery.mailer import FileTransport, RateLimiter, SmtpTransport, retry_at
 from monitor.errors import (
     PermanentDeliveryError,
     TemporaryDeliveryError,
@@ -77,20 +78,6 @@ def count_connections(server: SmtpServer) -> list[str]:
     return greetings
 
 
-def refuse_recipients(server: SmtpServer, replies: list[str]) -> None:
-    """Answer RCPT TO with ``replies`` first, then accept."""
-
-    async def handle_RCPT(
-        smtp: Any, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        if replies:
-            return replies.pop(0)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    server.handler.handle_RCPT = handle_RCPT  # type: ignore[attr-defined]
-
-
 def test_smtp_message_arrives_intact(smtp_server: SmtpServer) -> None:
     sent = message()
 
@@ -146,7 +133,7 @@ def test_smtp_permanent_failure_carries_the_reason(smtp_server: SmtpServer) -> N
 def test_smtp_refused_recipient(
     smtp_server: SmtpServer, reply: str, error: type[Exception]
 ) -> None:
-    refuse_recipients(smtp_server, [reply])
+    smtp_server.handler.rcpt_replies = [reply]
     transport = SmtpTransport(smtp_settings(smtp_server.port))
 
     async def scenario() -> None:
@@ -268,3 +255,79 @@ def test_retry_at_doubles_and_caps(attempts: int, delay: timedelta) -> None:
 
 def test_retry_at_default_cap_is_six_hours() -> None:
     assert retry_at(NOW, 50, MailSettings()) == NOW + timedelta(hours=6)
+
+
+class FakeTime:
+    """A monotonic clock that only moves when someone sleeps (or the test moves it)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def limiter(self, per_minute: int) -> RateLimiter:
+        return RateLimiter(per_minute, clock=self.clock, sleep=self.sleep)
+
+
+@pytest.mark.parametrize(
+    ("per_minute", "idle_before", "starts"),
+    [
+        (0, [0, 0, 0, 0], [0, 0, 0, 0]),
+        (60, [0, 0, 0, 0], [0, 1, 2, 3]),
+        (120, [0, 0, 0, 0], [0, 0.5, 1, 1.5]),
+        (30, [0, 1, 0.5, 0], [0, 2, 4, 6]),
+        # After a quiet spell longer than the interval, the next message goes at once.
+        (60, [0, 5, 0, 0.25], [0, 5, 6, 7]),
+        (1, [10, 0], [10, 70]),
+    ],
+)
+def test_rate_limiter_spaces_messages(
+    per_minute: int, idle_before: list[float], starts: list[float]
+) -> None:
+    time = FakeTime()
+    limiter = time.limiter(per_minute)
+
+    async def scenario() -> list[float]:
+        started = []
+        for idle in idle_before:
+            time.now += idle
+            await limiter.wait()
+            started.append(time.now)
+        return started
+
+    assert asyncio.run(scenario()) == starts
+
+
+def test_smtp_rate_limit_counts_every_attempt(smtp_server: SmtpServer) -> None:
+    smtp_server.handler.replies = ["451 4.3.0 try later"]
+    time = FakeTime()
+    transport = SmtpTransport(smtp_settings(smtp_server.port), limiter=time.limiter(20))
+    started: list[float] = []
+
+    async def scenario() -> None:
+        for number in range(4):
+            with contextlib.suppress(TemporaryDeliveryError):
+                await transport.send(message(number))
+            started.append(time.now)
+        await transport.close()
+
+    asyncio.run(scenario())
+
+    assert started == [0, 3, 6, 9]
+    assert smtp_server.handler.attempts == 4
+    assert len(smtp_server.messages) == 3
+
+
+@pytest.mark.parametrize(("per_minute", "interval"), [(0, 0.0), (1, 60.0), (30, 2.0), (600, 0.1)])
+def test_smtp_transport_takes_its_rate_limit_from_the_settings(
+    per_minute: int, interval: float
+) -> None:
+    settings = MailSettings(smtp_host="127.0.0.1", rate_limit_per_minute=per_minute)
+
+    assert SmtpTransport(settings).limiter.interval == interval

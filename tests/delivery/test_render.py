@@ -1,4 +1,4 @@
-"""Rendering a digest: golden files, hostile feed text, header injection and line lengths.
+"""Rendering a digest: golden files, headers, hostile feed text, templates and the preview.
 
 Regenerate the golden files with ``UPDATE_GOLDEN=1 pytest tests/delivery/test_render.py`` and
 read the diff before committing it.
@@ -6,28 +6,57 @@ read the diff before committing it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
 
+import aiosmtplib
 import pytest
+from jinja2 import Environment
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+from typer.testing import CliRunner
 
-from monitor.delivery.digest import Digest, DigestArticle, DigestSection, segments
+from monitor.cli import app
+from monitor.db import create_db_engine
+from monitor.delivery.digest import Digest, DigestArticle, DigestSection, load_digest, segments
 from monitor.delivery.render import (
+    Letterhead,
     build_environment,
-    build_message,
+    compose_digest,
     digest_subject,
+    header_text,
+    load_templates,
     render_digest,
     safe_url,
+    wrap_words,
 )
+from monitor.delivery.tokens import read_unsubscribe_token
+from monitor.errors import ConfigError
+from monitor.models import Delivery, DeliveryItem, Frequency, Subscriber, Subscription
+from monitor.topics.tagging import load_matcher, save_matches, tag_articles
+from monitor.web.app import check_pages
+from tests.utils.config import ConfigWriter
+from tests.utils.factories import add_article, add_topic
+from tests.utils.smtpserver import SmtpServer
 
 GOLDEN = Path(__file__).parent / "golden"
 FROM_ADDRESS = "monitor@example.net"
+SECRET = "test-secret-key"
+LETTERHEAD = Letterhead(
+    from_address=FROM_ADDRESS,
+    from_name="monitor",
+    reply_to="",
+    base_url="https://monitor.example.net/",
+    secret_key=SECRET,
+    subject_prefix="[monitor]",
+)
 
 
 def article(**changes: object) -> DigestArticle:
@@ -107,9 +136,8 @@ def digest_with(**changes: object) -> Digest:
     return replace(fixed_digest(), **changes)  # type: ignore[arg-type]
 
 
-def message_for(digest: Digest) -> EmailMessage:
-    rendered = render_digest(build_environment(), digest, subject_prefix="[monitor]")
-    return build_message(rendered, digest, from_address=FROM_ADDRESS, from_name="monitor")
+def message_for(digest: Digest, letterhead: Letterhead = LETTERHEAD) -> EmailMessage:
+    return compose_digest(build_environment(), digest, letterhead).message
 
 
 def parse(wire: bytes) -> EmailMessage:
@@ -160,36 +188,142 @@ def test_mask_hides_only_the_varying_parts() -> None:
 
 
 def test_message_headers_and_parts() -> None:
-    message = parse(message_for(fixed_digest()).as_bytes())
+    message = parse(message_for(digest_with(subscriber_id=3, topic_ids=(1, 2))).as_bytes())
 
-    # Python folds a long Subject right after the colon; unfolding leaves a leading space.
-    assert message["Subject"].strip() == (
-        "[monitor] 5 new articles: Election interference, Russian disinformation"
-    )
+    assert message["Subject"] == "[monitor] Election interference (2), Russian disinformation (3)"
     assert message["From"] == "monitor <monitor@example.net>"
+    assert message["Reply-To"] == "monitor <monitor@example.net>"
     assert message["To"] == "Ada Analyst <ada@example.org>"
     assert message["Message-ID"] == "<digest.0123456789abcdef01234567@example.net>"
     assert message["Date"] == "Mon, 09 Sep 2024 06:00:00 +0000"
     assert message["Auto-Submitted"] == "auto-generated"
+    assert message["List-Id"] == '"monitor digests" <digest.example.net>'
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message.get_content_type() == "multipart/alternative"
     parts = [part.get_content_type() for part in message.iter_parts()]
     assert parts == ["text/plain", "text/html"]
 
 
+def unsubscribe_targets(message: EmailMessage) -> list[str]:
+    return re.findall(r"<([^<>]+)>", str(message["List-Unsubscribe"]))
+
+
+def test_list_unsubscribe_names_the_subscriber_and_topics_in_a_signed_token() -> None:
+    message = parse(message_for(digest_with(subscriber_id=3, topic_ids=(2, 1))).as_bytes())
+
+    url, mailto = unsubscribe_targets(message)
+
+    assert url.startswith("https://monitor.example.net/unsubscribe/")
+    token = url.rsplit("/", 1)[1]
+    assert mailto == f"mailto:{FROM_ADDRESS}?subject=unsubscribe%20{token}"
+    found = read_unsubscribe_token(SECRET, token)
+    assert (found.subscriber_id, found.topic_ids) == (3, (1, 2))
+    # The same link is in both bodies, for people whose client shows no unsubscribe button.
+    text, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert text is not None
+    assert html is not None
+    assert url in text.get_content()
+    assert f'href="{url}"' in html.get_content()
+
+
+def test_list_unsubscribe_is_never_folded_into_encoded_words(smtp_server: SmtpServer) -> None:
+    long_base = "https://monitor.example.net/" + "very-long-path-segment/" * 5
+    letterhead = replace(LETTERHEAD, base_url=long_base)
+    message = message_for(digest_with(topic_ids=tuple(range(1, 40))), letterhead)
+    expected = unsubscribe_targets(message)
+    # aiosmtplib flattens with email.policy.SMTP, not the message's own policy.
+    asyncio.run(aiosmtplib.send(message, hostname="127.0.0.1", port=smtp_server.port, timeout=10))
+
+    for wire in (message.as_bytes(), smtp_server.messages[0].data):
+        lines = wire.replace(b"\r\n", b"\n").split(b"\n")
+        header = next(line for line in lines if line.startswith(b"List-Unsubscribe:"))
+        assert b"=?" not in header
+        assert re.findall(rb"<([^<>]+)>", header) == [t.encode() for t in expected]
+        assert len(header) < 998
+    assert expected[0].startswith(f"{long_base}unsubscribe/")
+
+
+@pytest.mark.parametrize(
+    ("reply_to", "base_url", "reply_header", "one_click"),
+    [
+        ("", "https://m.example.net", "monitor <monitor@example.net>", True),
+        ("desk@example.org", "https://m.example.net", "desk@example.org", True),
+        # RFC 8058: one-click POST is only offered over https.
+        ("", "http://127.0.0.1:8080", "monitor <monitor@example.net>", False),
+    ],
+)
+def test_reply_to_and_one_click(
+    reply_to: str, base_url: str, reply_header: str, one_click: bool
+) -> None:
+    letterhead = replace(LETTERHEAD, reply_to=reply_to, base_url=base_url)
+
+    message = parse(message_for(fixed_digest(), letterhead).as_bytes())
+
+    assert message["Reply-To"] == reply_header
+    assert unsubscribe_targets(message)[0].startswith(f"{base_url}/unsubscribe/")
+    assert (message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click") is one_click
+
+
 @pytest.mark.parametrize(
     ("names", "total", "prefix", "subject"),
     [
-        (["Banks"], 1, "[monitor]", "[monitor] 1 new article: Banks"),
-        (["Banks", "Votes"], 2, "[monitor]", "[monitor] 2 new articles: Banks, Votes"),
-        (["A", "B", "C"], 3, "", "3 new articles: A, B, C"),
-        (["A", "B", "C", "D", "E"], 5, "[m]", "[m] 5 new articles: A, B, C and 2 more"),
+        (["Banks"], 1, "[monitor]", "[monitor] Banks (1)"),
+        (["Banks", "Votes"], 2, "[monitor]", "[monitor] Banks (1), Votes (1)"),
+        (["A", "B", "C"], 3, "", "A (1), B (1), C (1)"),
+        (["A", "B", "C", "D", "E"], 7, "[m]", "[m] A (3), B (1), C (1) and 2 more topics"),
     ],
 )
 def test_subject(names: list[str], total: int, prefix: str, subject: str) -> None:
     sections = [DigestSection(n.lower(), n, [article()]) for n in names]
     sections[0].more = total - len(names)
 
-    assert digest_subject(digest_with(sections=sections), prefix) == subject
+    digest = digest_with(sections=sections)
+
+    assert digest_subject(build_environment(), digest, prefix) == subject
+
+
+@pytest.mark.parametrize(
+    ("frequency", "articles", "subject"),
+    [
+        ("instant", 1, "[monitor] Votes: Troll farms target voters"),
+        ("instant", 2, "[monitor] Votes (2)"),
+        ("daily", 1, "[monitor] Votes (1)"),
+        ("weekly", 1, "[monitor] Votes (1)"),
+    ],
+)
+def test_an_instant_alert_of_one_article_is_titled_by_it(
+    frequency: str, articles: int, subject: str
+) -> None:
+    one = article(title="Troll farms target voters")
+    digest = digest_with(
+        frequency=frequency, sections=[DigestSection("votes", "Votes", [one] * articles)]
+    )
+
+    assert digest_subject(build_environment(), digest, "[monitor]") == subject
+
+
+@pytest.mark.parametrize(
+    ("frequency", "heading"),
+    [
+        ("daily", "Your daily digest"),
+        ("weekly", "Your weekly digest"),
+        ("hourly", "Your hourly digest"),
+        ("instant", "New matches"),
+        ("", "Your digest"),
+    ],
+)
+def test_nothing_new_is_a_short_notice(frequency: str, heading: str) -> None:
+    since = datetime(2024, 9, 8, 6, 0, tzinfo=UTC)
+    digest = digest_with(sections=[], frequency=frequency, since=since)
+
+    rendered = render_digest(build_environment(), digest, subject_prefix="[monitor]")
+
+    assert rendered.subject == f"[monitor] {heading}: nothing new since Sun 08 Sep, 08:00"
+    assert "nothing new since Sun 08 Sep 2024, 08:00" in rendered.text
+    assert "nothing new since Sun 08 Sep 2024, 08:00" in rendered.html
+    assert f">{heading}</h1>" in rendered.html
+    assert "<h2" not in rendered.html
+    assert "==" not in rendered.text
 
 
 @pytest.mark.parametrize(
@@ -396,7 +530,7 @@ def test_highlights_inside_hostile_text_stay_text() -> None:
     # The whole text reads as it came, marks or not.
     assert title in "".join(found.text)
     assert HOSTILE_SNIPPET in "".join(found.text)
-    assert "&lt;script&gt;alert(&#39;the <mark" in html
+    assert "&lt;script&gt;alert('the <mark" in html
 
 
 @pytest.mark.parametrize(
@@ -423,3 +557,412 @@ def test_segments(
 
     assert pieces == expected
     assert "".join(piece for piece, _ in pieces) == text
+
+
+@pytest.mark.parametrize(
+    ("title", "subject"),
+    [
+        (
+            "Big news\r\nBcc: victim@example.com",
+            "[monitor] Votes: Big news Bcc: victim@example.com",
+        ),
+        (
+            "Big news\nTo: victim@example.com\n\nbody",
+            "[monitor] Votes: Big news To: victim@example.com body",
+        ),
+        # Encoded words would be decoded by the reader into text the feed chose (here, CRLF).
+        ("Big news =?utf-8?q?=0D=0ABcc=3A_victim=40example=2Ecom?=", "[monitor] Votes: Big news"),
+        ("=?UTF-8?B?DQpCY2M6IHZpY3RpbUBleGFtcGxlLmNvbQ==?= Big news", "[monitor] Votes: Big news"),
+        ("Big\u2028news\x85now\tand\x0bthen", "[monitor] Votes: Big news now and then"),
+        ("Big\x00 news\x1b[31m\x7f", "[monitor] Votes: Big news[31m"),
+        ("\u202eBig news\u2066", "[monitor] Votes: Big news"),
+        ("Élection : «ingérence» 選挙", "[monitor] Votes: Élection : «ingérence» 選挙"),
+        ("<script>alert(1)</script>", "[monitor] Votes: <script>alert(1)</script>"),
+    ],
+)
+def test_hostile_titles_in_the_subject_stay_one_plain_line(title: str, subject: str) -> None:
+    hostile = article(title=title, title_highlights=())
+    digest = digest_with(frequency="instant", sections=[DigestSection("votes", "Votes", [hostile])])
+
+    wire = message_for(digest).as_bytes()
+    message = parse(wire)
+
+    wire.decode("ascii")  # non-ASCII travels encoded, as SMTP without SMTPUTF8 requires
+    assert message.get_all("Subject") == [subject]
+    assert [str(a.addr_spec) for a in message["To"].addresses] == ["ada@example.org"]
+    for header in ("Bcc", "Cc", "Resent-To", "Resent-Bcc"):
+        assert message.get_all(header) is None
+    assert sorted(set(message.keys())) == sorted(
+        {
+            "Subject", "From", "Reply-To", "To", "Date", "Message-ID", "Auto-Submitted",
+            "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post", "MIME-Version",
+            "Content-Type",
+        }
+    )  # fmt: skip
+    html = message.get_body(("html",))
+    assert html is not None
+    found = markup(html.get_content())
+    assert "script" not in found.tags
+    assert not [name for name, _ in found.attrs if name.startswith("on")]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain", "plain"),
+        ("  two\r\n lines  ", "two lines"),
+        ("a=?iso-8859-1?q?=E9?=b", "ab"),
+        ("keep = ? and ?= apart", "keep = ? and ?= apart"),
+        ("nul\x00bell\x07", "nulbell"),
+        ("", ""),
+    ],
+)
+def test_header_text(text: str, expected: str) -> None:
+    assert header_text(text) == expected
+
+
+# Digests stored in the database, as the outbox holds them, through load_digest and the
+# whole render path: one golden message per frequency.
+T0 = datetime(2024, 9, 9, 6, 0, tzinfo=UTC)  # 08:00 in Berlin
+ONE_MINUTE = timedelta(minutes=1)
+STORED = [
+    (
+        "election-interference",
+        "Officials warn of election interference before the vote",
+        "Researchers tracking foreign meddling in the election say networks of accounts "
+        "spread false claims about voting machines in Pennsylvania & Georgia.",
+    ),
+    (
+        "election-interference",
+        "Observers fear meddling in the election in Georgia",
+        "International observers said they saw no election interference on polling day.",
+    ),
+    (
+        "russian-disinformation",
+        "Troll farms target voters with a disinformation campaign",
+        "A <b>network</b> of troll farms ran a disinformation campaign, the report says.",
+    ),
+    (
+        "russian-disinformation",
+        "Élections : une campagne de désinformation russe visée",
+        "Des troll farms russes auraient diffusé de fausses informations.",
+    ),
+]
+PERIODS = {
+    Frequency.DAILY: ("daily:2024-09-09@08:00", timedelta(days=1), 3),
+    Frequency.WEEKLY: ("weekly:2024-W37", timedelta(weeks=1), 4),
+    Frequency.INSTANT: ("instant:2024-09-09T06:00", timedelta(hours=1), 1),
+}
+
+
+def store_delivery(engine: Engine, frequency: Frequency, *, articles: int) -> int:
+    """Topics, a subscriber, matched articles and a planned delivery of the first ``articles``."""
+    period_key, period, _ = PERIODS[frequency]
+    with Session(engine) as session, session.begin():
+        topics = {
+            "election-interference": add_topic(
+                session,
+                "election-interference",
+                '"election interference" OR "meddl* in the election"',
+            ),
+            "russian-disinformation": add_topic(
+                session, "russian-disinformation", '"troll farm*" OR "disinformation campaign*"'
+            ),
+        }
+        subscriber = Subscriber(
+            email="ada@example.org",
+            name="Ada Analyst",
+            timezone="Europe/Berlin",
+            created_at=T0 - timedelta(days=30),
+        )
+        session.add(subscriber)
+        session.flush()
+        subscriber_id = subscriber.id or 0
+        for topic in topics.values():
+            session.add(
+                Subscription(
+                    subscriber_id=subscriber_id,
+                    topic_id=topic.id or 0,
+                    frequency=frequency,
+                    created_at=T0 - timedelta(days=30),
+                )
+            )
+        stored = []
+        for number, (slug, title, summary) in enumerate(STORED[:articles]):
+            seen = T0 - timedelta(minutes=40 - number)
+            row = add_article(
+                session, title, seen=seen, summary=summary, url=f"https://news.example.com/{number}"
+            )
+            row.published_at = seen - timedelta(minutes=20)
+            stored.append((row, topics[slug]))
+        save_matches(session, tag_articles(load_matcher(session), [a for a, _ in stored]), now=T0)
+        # The stream's previous digest, and a later one of another stream that does not count.
+        for key, created in ((f"{frequency}:earlier", T0 - period), ("hourly:x", T0 - ONE_MINUTE)):
+            session.add(
+                Delivery(
+                    subscriber_id=subscriber_id,
+                    period_key=key,
+                    message_id=f"<{key}@example.net>",
+                    created_at=created,
+                )
+            )
+        delivery = Delivery(
+            subscriber_id=subscriber_id,
+            period_key=period_key,
+            message_id="<digest.golden@example.net>",
+            created_at=T0,
+        )
+        session.add(delivery)
+        session.flush()
+        for row, topic in stored:
+            session.add(
+                DeliveryItem(
+                    delivery_id=delivery.id or 0,
+                    subscriber_id=subscriber_id,
+                    article_id=row.id or 0,
+                    topic_id=topic.id or 0,
+                )
+            )
+        return delivery.id or 0
+
+
+@pytest.mark.parametrize("frequency", list(PERIODS), ids=str)
+def test_stored_digest_matches_golden(engine: Engine, frequency: Frequency) -> None:
+    _, period, articles = PERIODS[frequency]
+    delivery_id = store_delivery(engine, frequency, articles=articles)
+    with Session(engine) as session:
+        digest = load_digest(session, delivery_id, max_articles=200, excerpt_chars=280)
+
+    message = compose_digest(build_environment(), digest, LETTERHEAD).message
+
+    assert (digest.frequency, digest.since, digest.total) == (frequency, T0 - period, articles)
+    assert_golden(f"digest_{frequency}.eml", mask(message.as_bytes().decode("ascii")))
+    token = unsubscribe_targets(message)[0].rsplit("/", 1)[1]
+    found = read_unsubscribe_token(SECRET, token)
+    assert (found.subscriber_id, found.topic_ids) == (digest.subscriber_id, (1, 2))
+
+
+def test_a_stored_empty_period_renders_as_nothing_new(engine: Engine) -> None:
+    delivery_id = store_delivery(engine, Frequency.WEEKLY, articles=0)
+    with Session(engine) as session:
+        digest = load_digest(session, delivery_id, max_articles=200, excerpt_chars=280)
+
+    message = parse(compose_digest(build_environment(), digest, LETTERHEAD).message.as_bytes())
+
+    assert message["Subject"] == "[monitor] Your weekly digest: nothing new since Mon 02 Sep, 08:00"
+    text = message.get_body(("plain",))
+    assert text is not None
+    assert "Your weekly digest: nothing new since Mon 02 Sep 2024, 08:00." in text.get_content()
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+# Templates: overrides by name, and errors reported at start-up with file and line.
+
+
+def template_settings(tmp_path: Path, files: dict[str, str]) -> ConfigWriter:
+    writer = ConfigWriter(
+        tmp_path / "config", database_url=f"sqlite:///{tmp_path / 'm.db'}", outbox=tmp_path / "out"
+    )
+    writer.extra_toml = f'[web]\nsecret_key_file = "{tmp_path / "secret_key"}"\n'
+    templates = writer.directory / "templates"
+    templates.mkdir(parents=True)
+    for name, text in files.items():
+        (templates / name).write_text(text, encoding="utf-8")
+    return writer
+
+
+def test_a_template_in_config_overrides_the_shipped_one_by_name(tmp_path: Path) -> None:
+    writer = template_settings(
+        tmp_path,
+        {"digest_subject.txt": "{{ prefix }} News for {{ digest.name }}: {{ digest.total }}"},
+    )
+    env: Environment = load_templates(writer.settings())
+
+    rendered = render_digest(env, fixed_digest(), subject_prefix="[m]")
+
+    assert rendered.subject == "[m] News for Ada Analyst: 5"
+    # The others are still the shipped ones.
+    assert rendered.text == render_digest(
+        build_environment(), fixed_digest(), subject_prefix="[m]"
+    ).text.replace(
+        "[m] Election interference (2), Russian disinformation (3)", "[m] News for Ada Analyst: 5"
+    )
+
+
+BROKEN_TEMPLATES = [
+    ("digest.html", "<p>\n{% if %}\n</p>\n", 2, "template error: Expected an expression"),
+    (
+        "digest.txt",
+        "a\nb\n{{ digest.total | nosuchfilter }}\n",
+        3,
+        "No filter named 'nosuchfilter'",
+    ),
+    ("digest_subject.txt", "{{ prefix }}\n{{ digest.totl }}\n", 2, "has no attribute 'totl'"),
+    ("digest.html", "{% for s in digest.sections %}\n{{ s.nme }}\n{% endfor %}", 2, "'nme'"),
+    ("unsubscribe.html", "{% if state == 'done' %}\n{{ ended.x.y }}{% endif %}", 2, "'x'"),
+    ("footer.html", "ok\n\n{% endif %}", 3, "template error: Encountered unknown tag 'endif'"),
+]
+# A template included by an overriding one is checked too.
+INCLUDING = {"digest.txt": "{{ subject }}\n{% include 'footer.html' %}\n"}
+
+
+@pytest.mark.parametrize(("name", "text", "line", "message"), BROKEN_TEMPLATES)
+def test_a_broken_template_is_a_config_error_with_file_and_line(
+    tmp_path: Path, name: str, text: str, line: int, message: str
+) -> None:
+    files = {**INCLUDING, name: text} if name == "footer.html" else {name: text}
+    settings = template_settings(tmp_path, files).settings()
+    path = tmp_path / "config" / "templates" / name
+
+    with pytest.raises(ConfigError) as caught:
+        check_pages(load_templates(settings))
+
+    assert caught.value.source == str(path)
+    assert caught.value.line == line
+    assert message in str(caught.value)
+    assert str(caught.value).startswith(f"{path}:{line}: ")
+
+
+runner = CliRunner()
+SUBSCRIBER = "analyst@example.org"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run"],
+        ["web"],
+        ["digest", "send"],
+        ["digest", "send", "--dry-run"],
+        ["digest", "preview", "--subscriber", "analyst@example.org", "--out", "x.html"],
+    ],
+    ids=" ".join,
+)
+def test_commands_report_a_broken_template_at_start_up(tmp_path: Path, command: list[str]) -> None:
+    writer = template_settings(tmp_path, {"digest.txt": "line\n{{ digest.total | nope }}\n"})
+    path = writer.write()
+
+    result = runner.invoke(app, ["--config", str(path), *command])
+
+    assert result.exit_code == 1
+    where = tmp_path / "config" / "templates" / "digest.txt"
+    assert result.output == f"error: {where}:2: template error: No filter named 'nope'.\n"
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "x.html").exists()
+
+
+# The preview command: renders the HTML part; sends and records nothing.
+
+
+@pytest.mark.parametrize(
+    ("period", "heading"), [([], "Your digest"), (["--period", "daily"], "Your daily digest")]
+)
+def test_digest_preview_writes_the_html_and_sends_nothing(
+    config: ConfigWriter, tmp_path: Path, period: list[str], heading: str
+) -> None:
+    config.extra_toml = f'[web]\nsecret_key = "{SECRET}"\nbase_url = "https://m.example.net"\n'
+    path = config.write()
+    assert runner.invoke(app, ["--config", str(path), "init"]).exit_code == 0
+    engine = create_db_engine(config.database_url)
+    with Session(engine) as session, session.begin():
+        row = add_article(
+            session,
+            "Officials warn of election interference",
+            seen=datetime.now(UTC) - timedelta(hours=1),
+        )
+        save_matches(session, tag_articles(load_matcher(session), [row]), now=T0)
+    out = tmp_path / "preview.html"
+
+    command = ["digest", "preview", "--subscriber", SUBSCRIBER, *period, "--out", str(out)]
+
+    result = runner.invoke(app, ["--config", str(path), *command])
+
+    assert result.exit_code == 0, result.output
+    assert result.output == f"wrote {out}: [monitor] Election interference (1)\n"
+    html = out.read_text(encoding="utf-8")
+    found = markup(html)
+    assert "Officials warn of <mark" in html
+    assert f">{heading}</h1>" in html
+    assert "style" in {name for name, _ in found.attrs}, "CSS is inlined"
+    assert "<style" not in html
+    assert any(v.startswith("https://m.example.net/unsubscribe/") for _, v in found.attrs)
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(Delivery)).one() == 0
+        assert session.exec(select(func.count()).select_from(DeliveryItem)).one() == 0
+    assert not config.outbox.exists()
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "output"),
+    [
+        (
+            ["--period", "weekly"],
+            0,
+            "nothing new for analyst@example.org: no e-mail would be sent\n",
+        ),
+        (["--period", "monthly"], 2, ""),
+    ],
+)
+def test_digest_preview_of_a_period_without_subscriptions(
+    tmp_path: Path, args: list[str], code: int, output: str
+) -> None:
+    writer = template_settings(tmp_path, {})
+    path = writer.write()
+    out = tmp_path / "preview.html"
+
+    result = runner.invoke(
+        app,
+        ["--config", str(path), "digest", "preview", "--subscriber", "analyst@example.org",
+         "--out", str(out), *args],
+    )  # fmt: skip
+
+    assert result.exit_code == code
+    if output:
+        assert result.output == output
+    assert not out.exists()
+
+
+def test_digest_preview_of_an_unknown_subscriber(tmp_path: Path) -> None:
+    path = template_settings(tmp_path, {}).write()
+
+    result = runner.invoke(
+        app,
+        ["--config", str(path), "digest", "preview", "--subscriber", "nobody@example.org",
+         "--out", str(tmp_path / "p.html")],
+    )  # fmt: skip
+
+    assert result.exit_code == 1
+    assert "no subscriber 'nobody@example.org'" in result.output
+
+
+PROSE = [
+    "",
+    "short",
+    "Officials warned on Monday that foreign actors were trying to influence the election "
+    "through fake accounts, paid posts and hacked material leaked to friendly outlets.",
+    "first paragraph here\n\nsecond one after an empty line",
+    "word " * 40,
+]
+UNRULY = [
+    "a https://example.org/a/very/long/path/that/goes/on/and/on/and/on/for/more/than/seventy"
+    "/two/characters then more words",
+    "  leading spaces and   runs   of spaces  ",
+]
+
+
+@pytest.mark.parametrize("text", PROSE)
+@pytest.mark.parametrize("width", [20, 72])
+def test_wrap_words_wraps_prose_as_jinja_wordwrap_does(text: str, width: int) -> None:
+    jinja = Environment().filters["wordwrap"]
+    expected = jinja(Environment(), text, width, wrapstring="\n  ")
+    assert wrap_words(text, width, wrapstring="\n  ") == expected
+
+
+@pytest.mark.parametrize("text", PROSE + UNRULY)
+@pytest.mark.parametrize("width", [20, 72])
+def test_wrap_words_keeps_every_character_within_the_width(text: str, width: int) -> None:
+    # Long words start a line of their own, and runs of spaces become one (textwrap differs).
+    lines = wrap_words(text, width).split("\n")
+    assert all(len(line) <= width for line in lines)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "").replace("\n", "")

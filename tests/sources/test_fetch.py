@@ -16,6 +16,8 @@ from tests.utils.smtpserver import free_port
 
 BODY = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title></channel></rss>'
 CAP = 1_000
+# The server is on 127.0.0.1, refused unless allowed.
+LOCAL = FetchSettings(allow_networks=["127.0.0.0/8"])
 
 
 def fetch(
@@ -28,7 +30,7 @@ def fetch(
     """Run one fetch_feed with a client built from default settings."""
 
     async def run() -> FetchedFeed:
-        async with build_client(FetchSettings()) as client:
+        async with build_client(LOCAL) as client:
             return await fetch_feed(client, url, etag=etag, max_bytes=max_bytes, deadline=deadline)
 
     return asyncio.run(run())
@@ -151,4 +153,6 @@ def test_user_agent_names_monitor(feed_server: FeedServer) -> None:
 
     [(_, headers)] = feed_server.requests
     assert "monitor" in headers["user-agent"]
+    assert "(+https://" in headers["user-agent"], "a contact URL for the people we poll"
+    assert headers["accept-encoding"] == "gzip, deflate"
     assert "application/rss+xml" in headers["accept"]

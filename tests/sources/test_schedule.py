@@ -7,7 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.sources.schedule import next_check_after_error, next_check_after_success
+from monitor.sources.schedule import (
+    Bounds,
+    Hint,
+    Observations,
+    feed_hint,
+    http_hint,
+    items_per_day,
+    next_check_after_error,
+    next_check_after_success,
+    plan_interval,
+)
 
 NOW = datetime(2024, 9, 10, 12, 0, tzinfo=UTC)
 INTERVAL = timedelta(minutes=15)
@@ -73,3 +83,157 @@ def test_cap_below_the_interval_never_checks_more_often_than_the_interval() -> N
     )
 
     assert within_jitter(when - NOW, INTERVAL)
+
+
+# --- adaptive intervals -------------------------------------------------------------------
+
+HOUR = timedelta(hours=1)
+BOUNDS = Bounds(timedelta(minutes=5), timedelta(days=1))
+
+
+@pytest.mark.parametrize(
+    ("ttl", "period", "frequency", "expected"),
+    [
+        (None, None, None, None),
+        ("60", None, None, Hint(HOUR, "RSS ttl")),
+        ("0", None, None, None),
+        ("soon", None, None, None),
+        (None, "hourly", "2", Hint(HOUR / 2, "sy:updatePeriod")),
+        (None, "daily", None, Hint(timedelta(days=1), "sy:updatePeriod")),
+        (None, "Weekly", "0", Hint(timedelta(weeks=1), "sy:updatePeriod")),
+        (None, "fortnightly", "1", None),
+        ("30", "hourly", "1", Hint(HOUR, "sy:updatePeriod")),  # the longer wait wins
+    ],
+)
+def test_feed_hint(
+    ttl: str | None, period: str | None, frequency: str | None, expected: Hint | None
+) -> None:
+    assert feed_hint(ttl=ttl, update_period=period, update_frequency=frequency) == expected
+
+
+@pytest.mark.parametrize(
+    ("cache_control", "expires", "date", "expected"),
+    [
+        (None, None, None, None),
+        ("public, max-age=600", None, None, Hint(timedelta(minutes=10), "Cache-Control max-age")),
+        ('max-age="900"', None, None, Hint(timedelta(minutes=15), "Cache-Control max-age")),
+        ("max-age=0", None, None, None),
+        ("no-cache, max-age=600", None, None, None),
+        (None, "Tue, 10 Sep 2024 14:00:00 GMT", None, Hint(2 * HOUR, "Expires")),
+        # Against the server's own Date, whatever our clock says.
+        (
+            None,
+            "Tue, 10 Sep 2024 14:00:00 GMT",
+            "Tue, 10 Sep 2024 13:30:00 GMT",
+            Hint(HOUR / 2, "Expires"),
+        ),
+        (None, "Tue, 10 Sep 2024 11:00:00 GMT", None, None),
+        (None, "0", None, None),
+    ],
+)
+def test_http_hint(
+    cache_control: str | None, expires: str | None, date: str | None, expected: Hint | None
+) -> None:
+    found = http_hint(cache_control=cache_control, expires=expires, date=date, now=NOW)
+
+    assert found == expected
+
+
+@pytest.mark.parametrize(
+    ("ages_in_hours", "expected"),
+    [
+        ([], None),
+        ([None, None], None),
+        ([1, 2, 3, 4], 4 / (4 / 24)),  # four items over the last four hours
+        ([0.1, 0.2], 2 / (1 / 24)),  # measured over at least an hour
+        ([24, 48, 72, 96, 120, 144], 6 / 6),
+        ([500], 0.0),  # nothing within the last week
+        ([10], 1 / 7),
+        ([-5, 1, 2], 2 / (2 / 24)),  # a date in the future is ignored
+    ],
+)
+def test_items_per_day(ages_in_hours: list[float | None], expected: float | None) -> None:
+    published = [None if age is None else NOW - age * HOUR for age in ages_in_hours]
+
+    rate = items_per_day(published, now=NOW)
+
+    assert rate == (None if expected is None else pytest.approx(expected))
+
+
+@pytest.mark.parametrize(
+    ("observed", "interval", "words"),
+    [
+        (Observations(INTERVAL, INTERVAL, first_check=True), INTERVAL, "not known yet"),
+        (Observations(HOUR, INTERVAL, rate=24.0), HOUR, "publishes about 24.0 items a day"),
+        (Observations(HOUR, INTERVAL, rate=2.0), 12 * HOUR, "about 2.0 items"),
+        (Observations(HOUR, INTERVAL, rate=0.0), 1.5 * HOUR, "nothing dated"),
+        (
+            Observations(HOUR, INTERVAL, rate=1.0, new_items=0, listed_items=10),
+            24 * HOUR,
+            "all 10 items already seen",
+        ),
+        (
+            Observations(4 * HOUR, INTERVAL, rate=2.0, new_items=8, listed_items=10),
+            2 * HOUR,
+            "8 of its 10 items were new: checking sooner",
+        ),
+        (
+            # A first check finds every item new; that says nothing about missed items.
+            Observations(
+                4 * HOUR, INTERVAL, rate=2.0, new_items=10, listed_items=10, first_check=True
+            ),
+            12 * HOUR,
+            "about 2.0 items",
+        ),
+        (
+            Observations(HOUR, INTERVAL, rate=24.0, hint=Hint(3 * HOUR, "RSS ttl")),
+            3 * HOUR,
+            "one check per 3h at most (RSS ttl)",
+        ),
+        (Observations(HOUR, INTERVAL, rate=1000.0), timedelta(minutes=5), "minimum of 5m"),
+        (Observations(HOUR, INTERVAL, rate=0.1), timedelta(days=1), "maximum of 1d"),
+        (
+            Observations(HOUR, INTERVAL, rate=24.0, hint=Hint(timedelta(weeks=1), "Expires")),
+            timedelta(days=1),
+            "maximum of 1d",
+        ),
+    ],
+)
+def test_plan_interval(observed: Observations, interval: timedelta, words: str) -> None:
+    planned = plan_interval(observed, BOUNDS)
+
+    assert planned.interval == interval
+    assert words in planned.reason
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "error_count", "expected"),
+    [
+        (timedelta(hours=2), 1, timedelta(hours=2)),
+        (timedelta(seconds=30), 1, INTERVAL),  # never sooner than the backoff asks
+        (timedelta(hours=2), 7, timedelta(hours=12)),
+    ],
+)
+def test_retry_after_delays_at_least_that_long(
+    retry_after: timedelta, error_count: int, expected: timedelta
+) -> None:
+    for seed in range(5):
+        when = next_check_after_error(
+            NOW,
+            INTERVAL,
+            error_count=error_count,
+            max_backoff=timedelta(hours=12),
+            rng=random.Random(seed),
+            retry_after=retry_after,
+        )
+        assert when - NOW >= retry_after
+        assert within_jitter(when - NOW, expected) or when - NOW == expected
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.3])
+def test_jitter_is_configurable(jitter: float) -> None:
+    rng = random.Random(5)
+    delays = [next_check_after_success(NOW, HOUR, rng=rng, jitter=jitter) - NOW for _ in range(50)]
+
+    assert all(HOUR * (1 - jitter) <= delay <= HOUR * (1 + jitter) for delay in delays)
+    assert (max(delays) - min(delays) > HOUR * 0.2) == (jitter > 0.1)

@@ -69,7 +69,8 @@ class ConfigWriter:
         return (
             f'[database]\nurl = "{self.database_url}"\n\n'
             f'[mail]\n{mail}outbox_dir = "{self.outbox}"\nfrom_address = "monitor@example.net"\n\n'
-            '[fetch]\ntimeout = "10s"\n\n'
+            # The feed server listens on 127.0.0.1, which the address guard refuses by default.
+            '[fetch]\ntimeout = "10s"\nallow_networks = ["127.0.0.0/8"]\n\n'
             f"{self.extra_toml}"
         )
 

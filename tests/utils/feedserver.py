@@ -1,4 +1,4 @@
-"""A real HTTP server on 127.0.0.1 serving feed files, with ETag / Last-Modified support.
+"""A real HTTP server on 127.0.0.1 (or ::1) serving feed files, with ETag / Last-Modified support.
 
 A route can also answer with any status and headers (a redirect is ``status=301`` with a
 ``Location`` header), stream its body chunked without a Content-Length (``chunk_size``), and
@@ -8,6 +8,7 @@ drip it slowly (``chunk_delay`` seconds before each chunk).
 from __future__ import annotations
 
 import hashlib
+import socket
 import threading
 import time
 from collections import Counter
@@ -43,14 +44,22 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class FeedServer:
     """Serves ``routes``; counts hits and statuses, keeps the headers of every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.routes: dict[str, Route] = {}
         self.hits: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
         self.requests: list[tuple[str, dict[str, str]]] = []
+        # Requests being answered now, and the most ever answered at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         server = self
 
@@ -63,7 +72,7 @@ class FeedServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.httpd = _Server(("127.0.0.1", 0), Handler)
+        self.httpd = (_Server6 if ":" in host else _Server)((host, 0), Handler)
         self.port = int(self.httpd.server_address[1])
         # A short poll interval keeps shutdown (and so every test's teardown) fast.
         self._thread = threading.Thread(
@@ -71,7 +80,8 @@ class FeedServer:
         )
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{path}"
 
     def add(self, path: str, body: bytes, **kwargs: object) -> str:
         """Serve ``body`` at ``path``; return its full URL."""
@@ -79,6 +89,16 @@ class FeedServer:
         return self.url(path)
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self._answer(request)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer(self, request: BaseHTTPRequestHandler) -> None:
         path = request.path
         with self._lock:
             self.hits[path] += 1
@@ -145,9 +165,9 @@ class FeedServer:
 
 
 @contextmanager
-def running_feed_server() -> Iterator[FeedServer]:
-    """A started FeedServer, stopped afterwards."""
-    server = FeedServer()
+def running_feed_server(host: str = "127.0.0.1") -> Iterator[FeedServer]:
+    """A started FeedServer (on 127.0.0.1, or ``host``), stopped afterwards."""
+    server = FeedServer(host)
     server.start()
     try:
         yield server

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +13,9 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+# How long rendezvous messages wait for company before going on alone.
+RENDEZVOUS_TIMEOUT = 10.0
 
 
 def free_port() -> int:
@@ -38,20 +43,59 @@ class Received:
 
 @dataclass
 class RecordingHandler:
-    """Accepts mail, or answers the next scripted replies first (``"451 try later"``)."""
+    """Accepts mail, or first answers with the scripted replies (``"451 4.3.0 try later"``).
+
+    ``replies`` answer DATA, ``rcpt_replies`` answer RCPT TO, each used once in order. With
+    ``rendezvous`` set to n, the first messages wait at DATA until n are in flight at once (or
+    ``RENDEZVOUS_TIMEOUT`` passes), so a test can see that several senders really overlapped.
+    """
 
     messages: list[Received] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
+    rcpt_replies: list[str] = field(default_factory=list)
     attempts: int = 0
+    rendezvous: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    _met: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if self.rcpt_replies:
+            return self.rcpt_replies.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.attempts += 1
-        if self.replies:
-            return self.replies.pop(0)
-        self.messages.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
-        )
-        return "250 Message accepted for delivery"
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            await self._wait_for_company()
+            if self.replies:
+                return self.replies.pop(0)
+            self.messages.append(
+                Received(
+                    envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content)
+                )
+            )
+            return "250 Message accepted for delivery"
+        finally:
+            self.in_flight -= 1
+
+    async def _wait_for_company(self) -> None:
+        if not self.rendezvous or self._met.is_set():
+            return
+        if self.in_flight >= self.rendezvous:
+            self._met.set()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._met.wait(), RENDEZVOUS_TIMEOUT)
+
+    def message_ids(self) -> list[str]:
+        """The Message-ID of every message accepted, in order."""
+        return [str(received.message["Message-ID"]) for received in self.messages]
 
 
 class SmtpServer:

@@ -1,0 +1,59 @@
+"""``monitor deliveries ...``: what the outbox holds, and why a digest did not go."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlmodel import Session
+
+from monitor.cli.common import prepare, say, show, user_errors
+from monitor.delivery.dispatch import list_deliveries
+from monitor.models import DeliveryStatus
+
+deliveries_app = typer.Typer(
+    help="The outbox: digests sent, waiting to be retried, or refused.", no_args_is_help=True
+)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+@deliveries_app.command("list")
+@user_errors
+def deliveries_list(
+    ctx: typer.Context,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Only deliveries the server refused for good.")
+    ] = False,
+    pending: Annotated[
+        bool, typer.Option("--pending", help="Only deliveries waiting to be sent or retried.")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 50,
+) -> None:
+    """List the newest deliveries: status, attempts, next attempt and the server's last answer."""
+    statuses = [s for s, wanted in ((DeliveryStatus.FAILED, failed),
+                                    (DeliveryStatus.PENDING, pending)) if wanted]  # fmt: skip
+    engine = prepare(ctx)
+    with Session(engine) as session:
+        rows = list_deliveries(session, statuses=statuses, limit=limit)
+    table = Table(show_header=True)
+    for column in ("id", "subscriber", "period", "status", "attempts", "next attempt"):
+        table.add_column(column, overflow="fold")
+    table.add_column("last error", overflow="fold")
+    for delivery, email in rows:
+        table.add_row(
+            str(delivery.id),
+            email,
+            delivery.period_key,
+            str(delivery.status),
+            str(delivery.attempts),
+            # Only a pending delivery has a next attempt; for the others it is history.
+            _when(delivery.next_attempt_at) if delivery.status == DeliveryStatus.PENDING else "",
+            delivery.last_error or "",
+        )
+    show(table)
+    say(f"{len(rows)} deliveries")

@@ -1,0 +1,69 @@
+"""Every feed's health in one row: state, last success, error streak, interval, rate, silence.
+
+No feed is left out: disabled and erroring feeds are listed with their reasons. "Silent" uses
+the daily report's rule (``monitor.reports.health``), so both tell the same story.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from monitor.models import Feed, FeedState, Sighting
+from monitor.reports.health import SightingRow, assess_feeds
+
+# New items per day are counted over this window.
+RATE_WINDOW = timedelta(days=7)
+# Sightings this far back make a feed's usual rhythm (as the daily report's baseline).
+RHYTHM_WINDOW = timedelta(days=28)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHealthRow:
+    """One feed as ``monitor feeds health`` shows it."""
+
+    url: str
+    title: str
+    state: FeedState
+    last_success_at: datetime | None
+    error_count: int
+    last_error: str | None
+    disabled_reason: str | None
+    interval: timedelta
+    new_per_day: float
+    next_check_at: datetime
+    silent: str | None  # why the feed counts as silent, when it does
+
+
+def feed_health(session: Session, *, now: datetime, silent_factor: float) -> list[FeedHealthRow]:
+    """The health of every feed, by URL."""
+    feeds = list(session.exec(select(Feed).order_by(col(Feed.url))))
+    statement = select(Sighting.feed_id, Sighting.first_seen_at, Sighting.last_seen_at).where(
+        col(Sighting.last_seen_at) >= now - RHYTHM_WINDOW
+    )
+    rows = [SightingRow(feed_id, first, last) for feed_id, first, last in session.exec(statement)]
+    recent = Counter(row.feed_id for row in rows if row.first_seen_at >= now - RATE_WINDOW)
+    # failing_for is irrelevant here (state says it), so it is made long: only silence counts.
+    verdict = assess_feeds(
+        feeds, rows, now=now, failing_for=timedelta(days=36500), silent_factor=silent_factor
+    )
+    silent = {problem.feed_id: problem.detail for problem in verdict.silent}
+    return [
+        FeedHealthRow(
+            url=feed.url,
+            title=feed.title,
+            state=FeedState(feed.state),
+            last_success_at=feed.last_success_at,
+            error_count=feed.error_count,
+            last_error=feed.last_error,
+            disabled_reason=feed.disabled_reason,
+            interval=timedelta(seconds=feed.interval_seconds),
+            new_per_day=recent[feed.id or 0] / (RATE_WINDOW / timedelta(days=1)),
+            next_check_at=feed.next_check_at,
+            silent=silent.get(feed.id or 0),
+        )
+        for feed in feeds
+    ]

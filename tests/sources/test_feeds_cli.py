@@ -1,0 +1,89 @@
+"""``monitor feeds show / health / retry`` over real polls from 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from tests.utils.config import ConfigWriter, fixture_feed
+from tests.utils.feedserver import FeedServer
+
+runner = CliRunner()
+
+
+def invoke(config: Path, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["--config", str(config), *args])
+    # Table borders dropped and whitespace squeezed: a row reads "url state last-success ...".
+    return result.exit_code, " ".join(result.output.replace("│", " ").split())
+
+
+@pytest.fixture
+def polled(config: ConfigWriter, feed_server: FeedServer) -> Path:
+    """One good, one erroring, one gone and one HTML feed, polled once."""
+    config.feeds = [
+        feed_server.add("/world.rss", fixture_feed("world.rss")),
+        feed_server.add("/broken.xml", b"oops", status=500, validators=False),
+        feed_server.add("/gone.xml", b"", status=410, validators=False),
+        feed_server.add("/page.html", b"<html><body>hi</body></html>", content_type="text/html"),
+    ]
+    path = config.write()
+    assert invoke(path, "poll")[0] == 0
+    return path
+
+
+def test_health_lists_every_feed_with_its_state(polled: Path, feed_server: FeedServer) -> None:
+    code, output = invoke(polled, "feeds", "health")
+
+    assert code == 0
+    assert f"{feed_server.url('/world.rss')} active" in output
+    assert f"{feed_server.url('/broken.xml')} erroring never 1 fetch: HTTP 500" in output
+    assert f"{feed_server.url('/gone.xml')} disabled never 1 fetch: HTTP 410 Gone" in output
+    assert f"{feed_server.url('/page.html')} erroring never 1 parse: not a feed" in output
+    assert "4 feeds: 1 active, 2 erroring, 1 disabled, 0 silent" in output
+
+
+def test_show_explains_the_interval(polled: Path, feed_server: FeedServer) -> None:
+    code, output = invoke(polled, "feeds", "show", feed_server.url("/world.rss"))
+
+    assert code == 0
+    assert "state: active" in output
+    assert "interval: " in output
+    assert "why: " in output
+    assert "items a day: " in output
+
+
+def test_show_of_an_unknown_feed(polled: Path) -> None:
+    code, output = invoke(polled, "feeds", "show", "https://nowhere.example/feed")
+
+    assert code == 1
+    assert "no such feed: https://nowhere.example/feed" in output
+
+
+def test_retry_all_erroring_then_one_disabled(polled: Path, feed_server: FeedServer) -> None:
+    code, output = invoke(polled, "feeds", "retry", "--all-erroring")
+    assert code == 0
+    assert "2 feeds due now" in output
+    assert feed_server.url("/gone.xml") not in output
+
+    code, output = invoke(polled, "feeds", "retry", feed_server.url("/gone.xml"))
+    assert (code, "1 feeds due now" in output) == (0, True)
+
+    output = invoke(polled, "feeds", "health")[1]
+    assert "4 feeds: 4 active, 0 erroring, 0 disabled" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "name a feed URL or use --all-erroring"),
+        (["https://nowhere.example/feed"], "no such feed"),
+    ],
+)
+def test_retry_usage_errors(polled: Path, args: list[str], message: str) -> None:
+    code, output = invoke(polled, "feeds", "retry", *args)
+
+    assert code == 1
+    assert message in output
