@@ -121,6 +121,8 @@ class MailSettings(_Section):
     smtp_username: str = ""
     smtp_password: str = ""
     smtp_timeout: Duration = timedelta(seconds=30)
+    # CA certificates (PEM) to trust besides the system's: for a server a private CA signed.
+    smtp_ca_file: Path | None = None
     retry_backoff: Duration = timedelta(minutes=5)
     max_retry_backoff: Duration = timedelta(hours=6)
     # Replies go here when set (the From address otherwise).
@@ -160,6 +162,15 @@ class WebSettings(_Section):
     # Signs unsubscribe tokens. Empty: a random key is made once and kept in var/secret_key.
     secret_key: str = ""
     secret_key_file: Path = Path("var/secret_key")
+    # How long a sign-in lasts; the session cookie is re-signed on each page, so it is idle time.
+    session_lifetime: Duration = timedelta(hours=12)
+    # Sign-in throttling: this many failures for one name or one address within the window
+    # refuse further tries until the oldest failure leaves the window.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window: Duration = timedelta(minutes=15)
+    # Mark cookies Secure: "auto" when the request came over https (or base_url is https),
+    # "always" or "never" to force it.
+    secure_cookies: Literal["auto", "always", "never"] = "auto"
 
 
 def _zone_name(value: str) -> str:

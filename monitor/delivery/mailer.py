@@ -117,7 +117,7 @@ class SmtpTransport:
             timeout=s.smtp_timeout.total_seconds(),
             use_tls=s.smtp_security == "tls",
             start_tls=s.smtp_security == "starttls",
-            tls_context=ssl.create_default_context() if s.smtp_security != "none" else None,
+            tls_context=_tls_context(s) if s.smtp_security != "none" else None,
         )
         await client.connect()
         if s.smtp_username:
@@ -162,6 +162,17 @@ class SmtpTransport:
                 await client.quit()
             except (aiosmtplib.SMTPException, OSError, TimeoutError):
                 client.close()
+
+
+def _tls_context(settings: MailSettings) -> ssl.SSLContext:
+    """Certificate and host name checked, against the system's CAs and ``smtp_ca_file``."""
+    cafile = str(settings.smtp_ca_file) if settings.smtp_ca_file else None
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise TransportUnavailableError(
+            f"mail: cannot read mail.smtp_ca_file {cafile}: {exc}"
+        ) from None
 
 
 def _by_code(code: int, message: str) -> TemporaryDeliveryError | PermanentDeliveryError:

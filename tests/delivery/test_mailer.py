@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from monitor.delivery.mailer import FileTransport, RateLimiter, SmtpTransport, retry_at
 from monitor.errors import (
@@ -331,3 +333,116 @@ def test_smtp_transport_takes_its_rate_limit_from_the_settings(
     settings = MailSettings(smtp_host="127.0.0.1", rate_limit_per_minute=per_minute)
 
     assert SmtpTransport(settings).limiter.interval == interval
+
+
+# --- TLS and AUTH against a server that requires them ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate_authority() -> trustme.CA:
+    """A throwaway CA: the server's certificate for 127.0.0.1 is signed by it."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(certificate_authority: trustme.CA, tmp_path: Path) -> Path:
+    path = tmp_path / "ca.pem"
+    certificate_authority.cert_pem.write_to_path(str(path))
+    return path
+
+
+CREDENTIALS = ("monitor@example.net", "s3cret")
+
+
+# aiosmtpd cannot tell that implicit TLS is TLS, and warns about AUTH without it.
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+@pytest.mark.parametrize(
+    ("server_security", "client_security", "password", "outcome"),
+    [
+        ("starttls", "starttls", "s3cret", "sent"),
+        ("tls", "tls", "s3cret", "sent"),
+        ("starttls", "starttls", "wrong", "refused the login"),
+        ("tls", "tls", "wrong", "refused the login"),
+        # A client that will not encrypt never gets to log in to a server that insists.
+        ("starttls", "none", "s3cret", "cannot reach"),
+        # A client expecting TLS from the first byte cannot talk to a plain-text greeting.
+        ("starttls", "tls", "s3cret", "cannot reach"),
+    ],
+)
+def test_smtp_tls_and_login(
+    certificate_authority: trustme.CA,
+    ca_file: Path,
+    server_security: str,
+    client_security: str,
+    password: str,
+    outcome: str,
+) -> None:
+    server = SmtpServer(
+        security=server_security,
+        certificate_authority=certificate_authority,
+        credentials=CREDENTIALS,
+    )
+    server.start()
+    try:
+        settings = MailSettings(
+            transport="smtp",
+            smtp_host="127.0.0.1",
+            smtp_port=server.port,
+            smtp_security=client_security,
+            smtp_username=CREDENTIALS[0],
+            smtp_password=password,
+            smtp_ca_file=ca_file,
+            smtp_timeout=timedelta(seconds=5),
+        )
+        transport = SmtpTransport(settings)
+        if outcome == "sent":
+            asyncio.run(send_all(transport, message()))
+            assert [m.message["Message-ID"] for m in server.messages] == [
+                "<digest.0001@example.net>"
+            ]
+            assert server.logins == [(CREDENTIALS[0], True)]
+        else:
+            with pytest.raises(TransportUnavailableError, match=outcome) as error:
+                asyncio.run(send_all(transport, message()))
+            assert f"127.0.0.1:{server.port}" in str(error.value)
+            assert server.messages == []
+    finally:
+        server.stop()
+
+
+def test_smtp_certificate_from_an_unknown_ca_is_refused(
+    certificate_authority: trustme.CA,
+) -> None:
+    with running_tls_server(certificate_authority) as server:
+        settings = MailSettings(
+            transport="smtp",
+            smtp_host="127.0.0.1",
+            smtp_port=server.port,
+            smtp_security="tls",
+            smtp_timeout=timedelta(seconds=5),
+        )
+        with pytest.raises(TransportUnavailableError, match="CERTIFICATE_VERIFY_FAILED"):
+            asyncio.run(send_all(SmtpTransport(settings), message()))
+        assert server.messages == []
+
+
+def test_smtp_unreadable_ca_file_says_which_file(tmp_path: Path) -> None:
+    settings = MailSettings(
+        transport="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=free_port(),
+        smtp_security="starttls",
+        smtp_ca_file=tmp_path / "missing.pem",
+    )
+    with pytest.raises(TransportUnavailableError, match=r"smtp_ca_file .*missing\.pem"):
+        asyncio.run(send_all(SmtpTransport(settings), message()))
+
+
+@contextlib.contextmanager
+def running_tls_server(certificate_authority: trustme.CA) -> Iterator[SmtpServer]:
+    server = SmtpServer(security="tls", certificate_authority=certificate_authority)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 # How long rendezvous messages wait for company before going on alone.
 RENDEZVOUS_TIMEOUT = 10.0
@@ -99,13 +101,52 @@ class RecordingHandler:
 
 
 class SmtpServer:
-    """A started aiosmtpd controller with its handler."""
+    """A started aiosmtpd controller with its handler.
 
-    def __init__(self, port: int | None = None) -> None:
+    ``security`` "starttls" requires STARTTLS before anything else, "tls" speaks TLS from the
+    first byte; either serves a certificate for 127.0.0.1 from ``certificate_authority``.
+    With ``credentials`` the server requires AUTH with that login and password.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        security: str = "none",
+        certificate_authority: Any = None,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
         self.handler = RecordingHandler()
         self.port = port or free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.logins: list[tuple[str, bool]] = []
+        options: dict[str, Any] = {}
+        if security != "none":
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            certificate_authority.issue_cert("127.0.0.1").configure_cert(context)
+            if security == "starttls":
+                options.update(tls_context=context, require_starttls=True)
+            else:
+                options.update(ssl_context=context)
+        if credentials is not None:
+            options.update(
+                authenticator=self._authenticator(credentials),
+                auth_required=True,
+                # Over implicit TLS aiosmtpd sees no STARTTLS; the connection is encrypted.
+                auth_require_tls=security == "starttls",
+            )
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **options)
         self.running = False
+
+    def _authenticator(self, credentials: tuple[str, str]) -> Any:
+        def authenticate(
+            server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+        ) -> AuthResult:
+            login = auth_data.login.decode()
+            accepted = (login, auth_data.password.decode()) == credentials
+            self.logins.append((login, accepted))
+            return AuthResult(success=accepted, handled=False)
+
+        return authenticate
 
     @property
     def messages(self) -> list[Received]:
