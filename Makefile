@@ -33,13 +33,14 @@ postgres:
 	  for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; } || \
 	  echo "PostgreSQL is not running on 127.0.0.1:5432 and could not be started"
 
-# The report screenshot test drives Debian's Chromium headless; install it when it is missing.
+# The report screenshot and the web browser tests (Playwright, by executable path) drive
+# Debian's Chromium headless; install it when it is missing.
 chromium:
 	@command -v chromium >/dev/null || { \
 	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }; }; } || \
-	  echo "Chromium is not installed and could not be installed: the report screenshot test will skip"
+	  echo "Chromium is not installed and could not be installed: the report screenshot and web browser tests will skip"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from benchmarks import digest, match, parse, poll, store
+from benchmarks import digest, match, parse, poll, store, stories
 from benchmarks.common import (
     Table,
     corpus_location,
@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, Callable[[], list[Table]]] = {
     "match": match.run,
     "store": store.run,
     "digest": digest.run,
+    "stories": stories.run,
 }
 
 

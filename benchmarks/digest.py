@@ -208,11 +208,11 @@ PHASES = (
     ("compose_digest: all of rendering", "monitor/delivery/render.py", "compose_digest"),
     ("  render_digest: subject, text and HTML", "monitor/delivery/render.py", "render_digest"),
     ("    Jinja2 templates", "jinja2/environment.py", "render"),
-    ("      of which wordwrap (textwrap)", "textwrap.py", "wrap"),
+    ("      of which wordwrap", "monitor/delivery/render.py", "wrap_words"),
     ("    CSS inlining (css-inline)", "~", "<method 'inline' of 'builtins.CSSInliner' objects>"),
     ("  unsubscribe token", "monitor/delivery/tokens.py", "make_unsubscribe_token"),
     ("  build_message: headers and MIME parts", "monitor/delivery/render.py", "build_message"),
-    ("    set_content (quoted-printable bodies)", "email/message.py", "set_content"),
+    ("    MIME parts (quoted-printable bodies)", "monitor/delivery/render.py", "_text_part"),
     ("as_bytes: the wire form (made in send)", "email/message.py", "as_bytes"),
 )
 
@@ -231,8 +231,8 @@ def render_profile() -> list[str]:
     cumulative: dict[str, float] = {}
     for (filename, _line, name), (_cc, _calls, _own, total, _callers) in stats.items():
         for label, where, function in PHASES:
-            # Of same-named functions (textwrap.wrap and TextWrapper.wrap, set_content and its
-            # super()), the outermost holds the others' time: take it, not the sum.
+            # Of same-named functions (a method and its super()), the outermost holds the
+            # others' time: take it, not the sum.
             if name == function and filename.endswith(where):
                 cumulative[label] = max(cumulative.get(label, 0.0), total)
     whole = cumulative.get(PHASES[0][0], 0.0) + cumulative.get(PHASES[-1][0], 0.0)

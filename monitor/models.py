@@ -6,7 +6,17 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Dialect, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Dialect,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -103,6 +113,52 @@ class Article(SQLModel, table=True):
     published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     first_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     content_hash: str = Field(max_length=64, index=True)
+    # The story (cluster of near-duplicate copies across outlets) this article belongs to;
+    # None only for articles stored before stories existed.
+    story_id: int | None = Field(default=None, foreign_key="story.id", index=True)
+    # An edit keeps the key: the title it replaced, and when the text last changed.
+    previous_title: str | None = Field(default=None, sa_type=Text)
+    updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # MinHash signature of the title and lead text (uint32 values); None when too short to tell.
+    signature: bytes | None = Field(default=None, sa_type=LargeBinary)
+
+
+class Story(SQLModel, table=True):
+    """One story carried by several outlets: near-duplicate articles, led by the first seen.
+
+    ``lead_article_id`` is the first article of the story (no foreign key: article and story
+    refer to each other); ``outlet_count`` counts the distinct feeds that carried any of them.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_article_id: int | None = Field(default=None)
+    title: str = Field(default="", sa_type=Text)
+    first_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    article_count: int = 1
+    outlet_count: int = 1
+
+
+class StoryBand(SQLModel, table=True):
+    """The LSH index of stories: one row per band of an article's MinHash signature.
+
+    Articles whose signatures agree on any band are candidate copies of one another. Rows older
+    than the story window are useless for lookups and are pruned.
+    """
+
+    __tablename__ = "story_band"
+
+    band: int = Field(sa_type=BigInteger, primary_key=True)
+    article_id: int = Field(foreign_key="article.id", primary_key=True)
+    story_id: int = Field(foreign_key="story.id")
+    first_seen_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Tombstone(SQLModel, table=True):
+    """The key of a pruned article: a feed that lists it again does not bring it back."""
+
+    key_hash: str = Field(max_length=64, primary_key=True)
+    pruned_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class Sighting(SQLModel, table=True):
@@ -141,6 +197,9 @@ class Topic(SQLModel, table=True):
     source_hash: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The topic's Atom feed: a private topic's feed is served only with this secret token.
+    feed_token: str | None = Field(default=None, max_length=64, unique=True, index=True)
+    private: bool = False
 
 
 class Match(SQLModel, table=True):
@@ -257,3 +316,32 @@ class Report(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     html: str = Field(default="", sa_type=Text)
     text: str = Field(default="", sa_type=Text)
+    # What the reviewers are e-mailed: the subject, and HTML with table charts (no SVG).
+    subject: str = Field(default="", sa_type=Text)
+    email_html: str = Field(default="", sa_type=Text)
+
+
+class AdminUser(SQLModel, table=True):
+    """A person who may sign in to the web app; the password is kept as an argon2id hash."""
+
+    __tablename__ = "admin_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=150, unique=True)
+    password_hash: str = Field(sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class LoginAttempt(SQLModel, table=True):
+    """A failed sign-in, by name and client address: recent ones throttle further tries.
+
+    Kept in the database (not in memory) so every web process sees the same count.
+    """
+
+    __tablename__ = "login_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=150, index=True)
+    address: str = Field(max_length=64, index=True)
+    attempted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)

@@ -28,7 +28,9 @@ from monitor.delivery.subscriptions import (
     sync_subscriptions,
 )
 from monitor.errors import ConfigError, NotFoundError
+from monitor.ingest.prune import PruneResult, RetentionRules, prune_archive
 from monitor.ingest.refresh import RefreshContext, RefreshResult, refresh_feeds
+from monitor.ingest.stories import StoryRules
 from monitor.models import utcnow
 from monitor.reports import (
     DailyReport,
@@ -41,6 +43,7 @@ from monitor.reports import (
     report_environment,
     save_report,
 )
+from monitor.reports.mail import plan_report_deliveries
 from monitor.settings import Settings
 from monitor.sources.feeds import (
     FeedImport,
@@ -110,6 +113,39 @@ def sync_config(engine: Engine, settings: Settings, *, now: datetime) -> ConfigS
     return ConfigSync(feeds, topic_sync, subscription_sync)
 
 
+def story_rules(settings: Settings) -> StoryRules:
+    """The story and canonical-link rules of the settings."""
+    stories = settings.stories
+    return StoryRules(
+        window=stories.window,
+        threshold=stories.threshold,
+        lead_words=stories.lead_words,
+        probe_words=stories.probe_words,
+        min_words=stories.min_words,
+        tracking_parameters=frozenset(stories.tracking_parameters),
+    )
+
+
+def prune_articles(
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime,
+    older_than: timedelta | None = None,
+    matched_older_than: timedelta | None = None,
+) -> PruneResult:
+    """Remove articles past retention (settings unless given), keeping their keys as tombstones."""
+    retention = settings.retention
+    rules = RetentionRules(
+        older_than=older_than or retention.older_than,
+        matched_older_than=max(
+            matched_older_than or retention.matched_older_than, older_than or retention.older_than
+        ),
+        story_window=settings.stories.window,
+    )
+    return prune_archive(engine, rules, now=now)
+
+
 async def poll_feeds(
     engine: Engine,
     settings: Settings,
@@ -155,6 +191,7 @@ async def poll_feeds(
             bounds=Bounds(settings.schedule.min_interval, settings.schedule.max_interval),
             default_interval=settings.schedule.poll_interval,
             jitter=settings.schedule.jitter,
+            stories=story_rules(settings),
         )
         return await refresh_feeds(
             feeds,
@@ -224,6 +261,8 @@ class BuiltReport:
     report: DailyReport
     rendered: RenderedReport
     email: ReportEmail
+    # Deliveries to reviewers written to the outbox by this build (0 when already planned).
+    planned: int = 0
 
 
 def last_full_day(now: datetime, timezone: str) -> date:
@@ -232,11 +271,13 @@ def last_full_day(now: datetime, timezone: str) -> date:
 
 
 def build_daily_report(
-    engine: Engine, settings: Settings, *, day: date, now: datetime
+    engine: Engine, settings: Settings, *, day: date, now: datetime, email: bool = False
 ) -> BuiltReport:
     """Build, render and store the report of local ``day``; building it again replaces it.
 
-    Nothing is sent: ``email`` holds the parts the delivery outbox will send to the reviewers.
+    With ``email``, a delivery to each reviewer is written to the outbox in the same
+    transaction (once per reviewer and day, however often the day is built); sending is the
+    outbox's job (``send_outbox``, or the service's next digest tick).
     """
     rules = ReportRules.from_settings(settings.reports)
     env = report_environment(settings.config_file(settings.files.templates))
@@ -244,4 +285,14 @@ def build_daily_report(
         report = build_report(session, day=day, rules=rules, now=now)
         rendered = render_report(report, env)
         save_report(session, report=report, rendered=rendered)
-    return BuiltReport(report, rendered, report_email(rendered, settings.reports.reviewers))
+        planned = plan_report_deliveries(session, settings, day=day, now=now) if email else []
+    return BuiltReport(
+        report, rendered, report_email(rendered, settings.reports.reviewers), len(planned)
+    )
+
+
+async def send_outbox(engine: Engine, settings: Settings) -> SendReport:
+    """Send every due delivery of the outbox (digests and reports), planning nothing."""
+    env = load_templates(settings)
+    async with open_transport(settings.mail) as transport:
+        return await send_due_deliveries(engine, settings, transport, env)

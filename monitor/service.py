@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
+from starlette.types import ASGIApp
 
 from monitor.errors import MonitorError
 from monitor.models import utcnow
@@ -21,8 +24,10 @@ from monitor.operations import (
     config_paths,
     last_full_day,
     poll_feeds,
+    prune_articles,
     retag_pending_topics,
     send_digests,
+    send_outbox,
     sync_config,
 )
 from monitor.settings import Settings
@@ -99,16 +104,39 @@ class Service:
         now = utcnow()
         day = last_full_day(now, self.settings.reports.timezone)
         built = await asyncio.to_thread(
-            build_daily_report, self.engine, self.settings, day=day, now=now
+            build_daily_report, self.engine, self.settings, day=day, now=now, email=True
         )
-        # built.email goes to the reviewers once reports join the delivery outbox.
         log.info(
-            "report built day=%s spikes=%d feed_problems=%d reviewers=%d",
+            "report built day=%s spikes=%d feed_problems=%d reviewers=%d planned=%d",
             day.isoformat(),
             len(built.report.spikes),
             built.report.health.problems,
             len(built.email.recipients),
+            built.planned,
         )
+        if built.planned:
+            # Sent now rather than at the next digest tick: reviewers start their day with it.
+            sent = await send_outbox(self.engine, self.settings)
+            log.info(
+                "outbox sent=%d retrying=%d failed=%d",
+                len(sent.sent),
+                len(sent.retrying),
+                len(sent.failed),
+            )
+
+    async def prune_tick(self) -> None:
+        """Remove articles past retention, keeping their keys (the daily prune job)."""
+        result = await asyncio.to_thread(
+            prune_articles, self.engine, self.settings, now=datetime.now(UTC)
+        )
+        if result.articles or result.bands:
+            log.info(
+                "prune articles=%d matched=%d stories=%d bands=%d",
+                result.articles,
+                result.matched,
+                result.stories,
+                result.bands,
+            )
 
     def _reload_config(self) -> None:
         try:
@@ -172,6 +200,21 @@ class Service:
             coalesce=True,
             misfire_grace_time=None,
         )
+        retention = self.settings.retention
+        if retention.enabled:
+            hour, minute = (int(part) for part in retention.prune_at.split(":"))
+            scheduler.add_job(
+                self._guarded("prune", self.prune_tick),
+                "cron",
+                hour=hour,
+                minute=minute,
+                timezone=ZoneInfo(reports.timezone),
+                id="prune",
+                name="prune",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
         scheduler.start()
         log.info(
             "monitor running: tick=%ss database=%s",
@@ -199,14 +242,40 @@ class Service:
             await asyncio.wait(pending, timeout=5)
 
 
-async def run_service(engine: Engine, settings: Settings) -> None:
-    """Run the service until SIGINT or SIGTERM."""
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to the service, which stops it with the rest."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Install nothing: SIGINT and SIGTERM belong to ``run_service``."""
+        yield
+
+
+async def _serve_web(app: ASGIApp, settings: Settings, stop: asyncio.Event) -> None:
+    server = _QuietServer(
+        uvicorn.Config(app, host=settings.web.host, port=settings.web.port, log_level="info")
+    )
+    serving = asyncio.create_task(server.serve())
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    stopped.cancel()
+    await serving
+
+
+async def run_service(engine: Engine, settings: Settings, *, web: ASGIApp | None = None) -> None:
+    """Run the service until SIGINT or SIGTERM; with ``web``, serve it on web.host:web.port too."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await Service(engine, settings).run(stop)
+        if web is None:
+            await Service(engine, settings).run(stop)
+        else:
+            await asyncio.gather(
+                Service(engine, settings).run(stop), _serve_web(web, settings, stop)
+            )
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -162,6 +162,8 @@ class WebSettings(_Section):
     # Signs unsubscribe tokens. Empty: a random key is made once and kept in var/secret_key.
     secret_key: str = ""
     secret_key_file: Path = Path("var/secret_key")
+    # Bearer token for the JSON API's write endpoints (Authorization: Bearer ...). Empty: off.
+    api_token: str = ""
     # How long a sign-in lasts; the session cookie is re-signed on each page, so it is idle time.
     session_lifetime: Duration = timedelta(hours=12)
     # Sign-in throttling: this many failures for one name or one address within the window
@@ -204,6 +206,27 @@ class ReportsSettings(_Section):
     reviewers: list[str] = []
 
 
+class StoriesSettings(_Section):
+    """Canonical links and stories: which copies of an article across outlets are one story."""
+
+    window: Duration = timedelta(days=7)
+    threshold: float = Field(default=0.55, gt=0, le=1)
+    lead_words: int = Field(default=200, ge=10)
+    probe_words: int = Field(default=40, ge=5)
+    min_words: int = Field(default=12, ge=1)
+    # Dropped from links besides the built-in tracking parameters (utm_*, fbclid, gclid, ...).
+    tracking_parameters: list[str] = []
+
+
+class RetentionSettings(_Section):
+    """How long articles are kept (``monitor prune`` and its daily job)."""
+
+    older_than: Duration = timedelta(days=90)
+    matched_older_than: Duration = timedelta(days=365)
+    prune_at: Annotated[str, AfterValidator(_local_time)] = "03:30"
+    enabled: bool = True
+
+
 class FilesSettings(_Section):
     """Companion configuration files, relative to the directory of ``monitor.toml``."""
 
@@ -231,6 +254,8 @@ class Settings(BaseSettings):
     topics: TopicsSettings = TopicsSettings()
     web: WebSettings = WebSettings()
     reports: ReportsSettings = ReportsSettings()
+    stories: StoriesSettings = StoriesSettings()
+    retention: RetentionSettings = RetentionSettings()
     files: FilesSettings = FilesSettings()
     _config_dir: Path = PrivateAttr(default=Path("config"))
 

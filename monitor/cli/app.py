@@ -19,9 +19,11 @@ from sqlmodel import Session
 from monitor.cli.common import console, prepare, say, settings_of, show, tell, user_errors
 from monitor.cli.deliveries import deliveries_app
 from monitor.cli.feeds import feeds_app
+from monitor.cli.prune import prune
 from monitor.cli.reports import daily_report
 from monitor.cli.subscriptions import subscribe, subscriptions_app, unsubscribe_command
 from monitor.cli.topics import search, topics_app
+from monitor.cli.users import users_app
 from monitor.db import describe_engine, head_revision
 from monitor.delivery.dispatch import preview_digests
 from monitor.delivery.render import load_templates
@@ -50,6 +52,7 @@ app.add_typer(articles_app, name="articles")
 app.add_typer(digest_app, name="digest")
 app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(deliveries_app, name="deliveries")
+app.add_typer(users_app, name="users")
 
 
 @app.callback()
@@ -111,15 +114,21 @@ def init(ctx: typer.Context) -> None:
 
 @app.command()
 @user_errors
-def run(ctx: typer.Context) -> None:
+def run(
+    ctx: typer.Context,
+    web: Annotated[
+        bool, typer.Option("--web", help="Serve the web app on web.host:web.port too.")
+    ] = False,
+) -> None:
     """Run the service: poll due feeds and send due digests until SIGINT or SIGTERM."""
     logging.getLogger().setLevel(logging.INFO)
     settings = settings_of(ctx)
-    load_templates(settings)  # a broken template is reported now, not at the first send
+    env = load_templates(settings)  # a broken template is reported now, not at the first send
     engine = prepare(ctx)
+    application = create_app(settings, engine, env=env) if web else None
     # SIGINT is handled inside the service; this catches one that lands before it starts.
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_service(engine, settings))
+        asyncio.run(run_service(engine, settings, web=application))
 
 
 @app.command()
@@ -279,7 +288,7 @@ def digest_preview(
 @app.command("web")
 @user_errors
 def web(ctx: typer.Context) -> None:
-    """Serve the web app (one-click unsubscribe links) on web.host:web.port."""
+    """Serve the web app (admin pages, one-click unsubscribe links) on web.host:web.port."""
     settings = settings_of(ctx)
     env = load_templates(settings)
     engine = prepare(ctx)
@@ -298,6 +307,7 @@ def _when(value: Any) -> str:
 
 app.command("search")(search)
 app.command("report")(daily_report)
+app.command("prune")(prune)
 app.command("subscribe")(subscribe)
 app.command("unsubscribe")(unsubscribe_command)
 

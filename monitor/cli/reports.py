@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from datetime import date
 from enum import StrEnum
@@ -10,10 +11,10 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli.common import prepare, say, settings_of, user_errors
+from monitor.cli.common import prepare, say, settings_of, tell, user_errors
 from monitor.errors import UsageError
 from monitor.models import utcnow
-from monitor.operations import build_daily_report, last_full_day
+from monitor.operations import build_daily_report, last_full_day, send_outbox
 
 
 class ReportFormat(StrEnum):
@@ -49,13 +50,35 @@ def daily_report(
     out: Annotated[
         Path | None, typer.Option("--out", help="Write here instead of standard output.")
     ] = None,
+    email: Annotated[
+        bool,
+        typer.Option(
+            "--email",
+            help="Also e-mail it to reports.reviewers (once per reviewer and day).",
+        ),
+    ] = False,
 ) -> None:
     """Build the daily report of a day, store it (replacing an earlier one) and print it."""
     settings = settings_of(ctx)
     now = utcnow()
     wanted = parse_day(day) if day else last_full_day(now, settings.reports.timezone)
     engine = prepare(ctx)
-    built = build_daily_report(engine, settings, day=wanted, now=now)
+    if email and not settings.reports.reviewers:
+        raise UsageError("no reviewers to e-mail: set reports.reviewers in monitor.toml")
+    built = build_daily_report(engine, settings, day=wanted, now=now, email=email)
+    if email:
+        sent = asyncio.run(send_outbox(engine, settings))
+        # On standard error: standard output may be carrying the report itself.
+        tell(
+            "emailed",
+            "green",
+            f"report of {wanted.isoformat()}: {built.planned} new deliveries to reviewers; "
+            f"sent {len(sent.sent)}, retrying {len(sent.retrying)}, failed {len(sent.failed)}",
+        )
+        for problem in sent.retrying:
+            tell("retrying", "yellow", problem)
+        for problem in sent.failed:
+            tell("failed", "red", problem)
     rendered = built.rendered
     document = {
         ReportFormat.HTML: rendered.html,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -22,6 +22,7 @@ from monitor.models import (
     Feed,
     Frequency,
     Match,
+    Sighting,
     Subscriber,
     Subscription,
     Topic,
@@ -144,8 +145,17 @@ def due_delivery_ids(
 
 
 @dataclass(frozen=True, slots=True)
+class AlsoCarried:
+    """Another outlet that carried the story, and its copy's link."""
+
+    outlet: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
 class DigestArticle:
-    """One article as a digest shows it; ``*_highlights`` are character ranges to mark."""
+    """One story as a digest shows it: its lead article, then the other outlets that carried
+    it (``also``); ``*_highlights`` are character ranges to mark."""
 
     title: str
     url: str
@@ -156,6 +166,7 @@ class DigestArticle:
     terms: tuple[str, ...]
     title_highlights: tuple[tuple[int, int], ...] = ()
     excerpt_highlights: tuple[tuple[int, int], ...] = ()
+    also: tuple[AlsoCarried, ...] = ()
 
     @property
     def title_segments(self) -> list[tuple[str, bool]]:
@@ -187,7 +198,7 @@ def segments(text: str, highlights: Sequence[Sequence[int]]) -> list[tuple[str, 
 
 @dataclass(slots=True)
 class DigestSection:
-    """The articles of one topic, newest first; ``more`` counts those left out for length."""
+    """The stories of one topic, newest first, each once; ``more`` counts those left out."""
 
     slug: str
     name: str
@@ -266,12 +277,17 @@ def load_digest(
     for article, topic, feed, match in rows:
         sections.setdefault(topic.id or 0, DigestSection(topic.slug, topic.name))
         per_topic[topic.id or 0].append((article, feed, match))
+    carriers = _carriers(session, [article for article, _topic, _feed, _match in rows])
     for topic_id, section in sections.items():
-        for article, feed, found in per_topic[topic_id]:
+        for article, feed, found in _story_leads(per_topic[topic_id]):
             if shown >= max_articles:
                 section.more += 1
                 continue
-            section.articles.append(_digest_article(article, feed, found, excerpt_chars))
+            also = tuple(c for c in carriers.get(_story_key(article), ()) if c[0] != feed.id)
+            shown_article = _digest_article(article, feed, found, excerpt_chars)
+            section.articles.append(
+                replace(shown_article, also=tuple(AlsoCarried(o, u) for _f, o, u in also))
+            )
             shown += 1
     frequency = frequency_of(delivery.period_key)
     subscriptions = _subscriptions_of(session, subscriber.id or 0, frequency)
@@ -288,6 +304,50 @@ def load_digest(
         frequency=frequency,
         since=_previous_digest_time(session, delivery, frequency) or _started(subscriptions),
     )
+
+
+def _story_key(article: Article) -> int:
+    """A story's id; an article stored before stories existed is a story of its own."""
+    return article.story_id if article.story_id is not None else -(article.id or 0)
+
+
+def _story_leads(
+    items: list[tuple[Article, Feed, Match | None]],
+) -> list[tuple[Article, Feed, Match | None]]:
+    """One item per story, its earliest article, in the order of the items."""
+    leads: dict[int, tuple[Article, Feed, Match | None]] = {}
+    for item in items:
+        key = _story_key(item[0])
+        current = leads.get(key)
+        if current is None or (item[0].first_seen_at, item[0].id or 0) < (
+            current[0].first_seen_at,
+            current[0].id or 0,
+        ):
+            leads[key] = item
+    return list(leads.values())
+
+
+def _carriers(session: Session, articles: list[Article]) -> dict[int, list[tuple[int, str, str]]]:
+    """(feed id, outlet, link) of every outlet that carried each story, first seen first."""
+    story_ids = {a.story_id for a in articles if a.story_id is not None}
+    loose = {a.id for a in articles if a.story_id is None}
+    rows = session.exec(
+        select(Article, Feed)
+        .join(Sighting, col(Sighting.article_id) == Article.id)
+        .join(Feed, col(Feed.id) == Sighting.feed_id)
+        .where(col(Article.story_id).in_(story_ids) | col(Article.id).in_(loose))
+        .order_by(col(Sighting.first_seen_at), col(Feed.id))
+    ).all()
+    carriers: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
+    for article, feed in rows:
+        outlets = carriers[_story_key(article)]
+        if all(feed.id != known for known, _outlet, _url in outlets):
+            outlets.append((feed.id or 0, _outlet_name(feed), article.url))
+    return carriers
+
+
+def _outlet_name(feed: Feed) -> str:
+    return feed.title or urlsplit(feed.url).hostname or feed.url
 
 
 def _subscriptions_of(session: Session, subscriber_id: int, frequency: str) -> list[Subscription]:
@@ -323,7 +383,7 @@ def _digest_article(
     return DigestArticle(
         title=article.title or "(untitled)",
         url=article.url,
-        outlet=feed.title or urlsplit(feed.url).hostname or feed.url,
+        outlet=_outlet_name(feed),
         published_at=article.published_at,
         first_seen_at=article.first_seen_at,
         excerpt=text,

@@ -10,6 +10,7 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 
 from jinja2 import Environment
 from sqlalchemy import ColumnElement, Engine, and_, func, or_, update
@@ -39,6 +40,7 @@ from monitor.errors import (
 )
 from monitor.failpoints import failpoint
 from monitor.models import Delivery, DeliveryStatus, Subscriber, Subscription, utcnow
+from monitor.reports.mail import is_report_delivery, report_message
 from monitor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -285,9 +287,14 @@ async def _send_batch(sender: _Sender, claimed: list[int], *, held_until: dateti
         await _send_one(sender, queue.pop(0))
 
 
-async def _send_one(sender: _Sender, delivery_id: int) -> None:
-    settings, report = sender.settings, sender.report
+def _compose(sender: _Sender, delivery_id: int) -> tuple[EmailMessage, str, int]:
+    """The message of a delivery (a digest, or a daily report), its recipient and articles."""
+    settings = sender.settings
     with Session(sender.engine) as session:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is not None and is_report_delivery(delivery.period_key):
+            message = report_message(session, delivery, settings)
+            return message, str(message["To"]), 0
         digest = load_digest(
             session,
             delivery_id,
@@ -295,16 +302,28 @@ async def _send_one(sender: _Sender, delivery_id: int) -> None:
             excerpt_chars=settings.digest.excerpt_chars,
         )
     message = compose_digest(sender.env, digest, Letterhead.from_settings(settings)).message
+    return message, digest.email, digest.total
+
+
+async def _send_one(sender: _Sender, delivery_id: int) -> None:
+    settings, report = sender.settings, sender.report
+    try:
+        message, email, total = _compose(sender, delivery_id)
+    except PermanentDeliveryError as exc:
+        log.error("delivery failed delivery_id=%s error=%s", delivery_id, exc)
+        await asyncio.to_thread(_mark_failed, sender.engine, delivery_id, sender.worker, str(exc))
+        report.failed.append(f"delivery {delivery_id}: {exc}")
+        return
     failpoint("before-smtp")
     try:
         await sender.transport.send(message)
     except PermanentDeliveryError as exc:
-        log.error("digest failed delivery_id=%s to=%s error=%s", delivery_id, digest.email, exc)
+        log.error("digest failed delivery_id=%s to=%s error=%s", delivery_id, email, exc)
         await asyncio.to_thread(_mark_failed, sender.engine, delivery_id, sender.worker, str(exc))
-        report.failed.append(f"{digest.email}: {exc}")
+        report.failed.append(f"{email}: {exc}")
         return
     except TemporaryDeliveryError as exc:
-        log.warning("digest deferred delivery_id=%s to=%s error=%s", delivery_id, digest.email, exc)
+        log.warning("digest deferred delivery_id=%s to=%s error=%s", delivery_id, email, exc)
         await asyncio.to_thread(
             _mark_retry,
             sender.engine,
@@ -314,7 +333,7 @@ async def _send_one(sender: _Sender, delivery_id: int) -> None:
             str(exc),
             sender.clock(),
         )
-        report.retrying.append(f"{digest.email}: {exc}")
+        report.retrying.append(f"{email}: {exc}")
         if isinstance(exc, TransportUnavailableError):
             raise
         return
@@ -325,17 +344,15 @@ async def _send_one(sender: _Sender, delivery_id: int) -> None:
     if not marked:
         # Sent, but our lease ran out and another worker took the delivery over: it may send
         # the message again, with the same Message-ID.
-        log.warning(
-            "digest sent after its lease expired delivery_id=%s to=%s", delivery_id, digest.email
-        )
+        log.warning("digest sent after its lease expired delivery_id=%s to=%s", delivery_id, email)
     log.info(
         "digest sent delivery_id=%s to=%s articles=%d via=%s",
         delivery_id,
-        digest.email,
-        digest.total,
+        email,
+        total,
         sender.transport.name,
     )
-    report.sent.append(digest.email)
+    report.sent.append(email)
 
 
 def _held_by(delivery_id: int, worker: str) -> ColumnElement[bool]:

@@ -36,7 +36,7 @@ from jinja2 import (
 )
 
 from monitor.delivery.digest import Digest, DigestArticle, DigestSection
-from monitor.delivery.tokens import load_secret_key, make_unsubscribe_token
+from monitor.delivery.tokens import load_secret_key, make_manage_token, make_unsubscribe_token
 from monitor.errors import ConfigError
 from monitor.settings import Settings
 
@@ -104,7 +104,8 @@ def check_templates(env: Environment, names: tuple[str, ...] = DIGEST_TEMPLATES)
             raise template_error(exc, name) from None
     sample = _sample_digest()
     for digest in (sample, replace(sample, sections=[])):
-        render_digest(env, digest, subject_prefix="[monitor]", unsubscribe_url="https://x/u/t")
+        render_digest(env, digest, subject_prefix="[monitor]", unsubscribe_url="https://x/u/t",
+                      manage_url="https://x/m/t")  # fmt: skip
 
 
 def _sample_digest() -> Digest:
@@ -232,11 +233,17 @@ def digest_subject(env: Environment, digest: Digest, prefix: str) -> str:
 
 
 def render_digest(
-    env: Environment, digest: Digest, *, subject_prefix: str, unsubscribe_url: str = ""
+    env: Environment,
+    digest: Digest,
+    *,
+    subject_prefix: str,
+    unsubscribe_url: str = "",
+    manage_url: str = "",
 ) -> RenderedDigest:
     """Render the subject and both bodies of a digest, inlining the HTML's CSS."""
     subject = digest_subject(env, digest, subject_prefix)
-    context = {"digest": digest, "subject": subject, "unsubscribe_url": unsubscribe_url}
+    context = {"digest": digest, "subject": subject, "unsubscribe_url": unsubscribe_url,
+               "manage_url": manage_url}  # fmt: skip
     html = render_template(env, "digest.html", context)
     return RenderedDigest(
         subject=subject,
@@ -275,7 +282,9 @@ class Letterhead:
         )
         url = f"{self.base_url.rstrip('/')}/unsubscribe/{token}"
         mailto = f"mailto:{self.from_address}?subject={quote('unsubscribe ' + token)}"
-        return UnsubscribeLinks(url=url, mailto=mailto)
+        manage = make_manage_token(self.secret_key, subscriber_id=digest.subscriber_id)
+        manage_url = f"{self.base_url.rstrip('/')}/manage/{manage}"
+        return UnsubscribeLinks(url=url, mailto=mailto, manage=manage_url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +293,8 @@ class UnsubscribeLinks:
 
     url: str
     mailto: str
+    # The subscriber's self-service page (topics, schedule, time zone): not an RFC 2369 target.
+    manage: str = ""
 
     @property
     def one_click(self) -> bool:
@@ -303,7 +314,11 @@ def compose_digest(env: Environment, digest: Digest, letterhead: Letterhead) -> 
     """Render a digest and build its message with every header, exactly as it is sent."""
     links = letterhead.unsubscribe_links(digest)
     rendered = render_digest(
-        env, digest, subject_prefix=letterhead.subject_prefix, unsubscribe_url=links.url
+        env,
+        digest,
+        subject_prefix=letterhead.subject_prefix,
+        unsubscribe_url=links.url,
+        manage_url=links.manage,
     )
     message = build_message(
         rendered,
@@ -366,6 +381,36 @@ def build_message(
     message["Content-Type"] = _HEADER["Content-Type"]
     message.attach(_text_part(rendered.text, "plain"))
     message.attach(_text_part(rendered.html, "html"))
+    return message
+
+
+def build_report_message(
+    *,
+    subject: str,
+    text: str,
+    html: str,
+    to_address: str,
+    from_address: str,
+    from_name: str,
+    reply_to: str,
+    message_id: str,
+    created_at: datetime,
+) -> EmailMessage:
+    """A multipart/alternative message (text, then HTML) to a reviewer: no list headers, as
+    reviewers are named in the settings, not subscribed."""
+    message = EmailMessage(policy=DIGEST_POLICY)
+    message["Subject"] = header_text(subject)
+    sender, replies, _ = _sender_headers(from_name, from_address, reply_to)
+    message["From"] = sender
+    message["Reply-To"] = replies
+    message["To"] = _address("", to_address)
+    message["Date"] = format_datetime(created_at)
+    message["Message-ID"] = message_id
+    message["Auto-Submitted"] = "auto-generated"
+    message["MIME-Version"] = _HEADER["MIME-Version"]
+    message["Content-Type"] = _HEADER["Content-Type"]
+    message.attach(_text_part(text, "plain"))
+    message.attach(_text_part(html, "html"))
     return message
 
 

@@ -1,4 +1,5 @@
-"""Signed unsubscribe tokens: who (subscriber id) and which topics, tamper-proof.
+"""Signed unsubscribe tokens: who (subscriber id) and which topics, tamper-proof; and signed
+self-service ("manage") tokens naming a subscriber only.
 
 A token is the only credential an unsubscribe link carries, so it is signed with the
 instance's secret key (``web.secret_key``, or a random key kept in ``web.secret_key_file``).
@@ -22,6 +23,7 @@ from monitor.settings import WebSettings
 
 # Distinct salts keep a signature made for one purpose from being accepted for another.
 _SALT = "monitor.unsubscribe.v1"
+_MANAGE_SALT = "monitor.manage.v1"
 
 
 class InvalidTokenError(MonitorError):
@@ -50,6 +52,23 @@ def read_unsubscribe_token(secret_key: str, token: str) -> UnsubscribeToken:
         raise InvalidTokenError("unsubscribe: this link is not valid (altered or forged)") from None
     subscriber_id, topic_ids = _fields(payload)
     return UnsubscribeToken(subscriber_id, topic_ids)
+
+
+def make_manage_token(secret_key: str, *, subscriber_id: int) -> str:
+    """A URL-safe token for the self-service page of ``subscriber_id``, signed."""
+    return str(URLSafeSerializer(secret_key, salt=_MANAGE_SALT).dumps({"s": subscriber_id}))
+
+
+def read_manage_token(secret_key: str, token: str) -> int:
+    """The subscriber id a self-service token names; InvalidTokenError unless it is genuine."""
+    try:
+        payload = URLSafeSerializer(secret_key, salt=_MANAGE_SALT).loads(token)
+    except BadData:
+        raise InvalidTokenError("manage: this link is not valid (altered or forged)") from None
+    subscriber_id = payload.get("s") if isinstance(payload, dict) else None
+    if type(subscriber_id) is not int:
+        raise InvalidTokenError("manage: this link is not valid (unexpected content)")
+    return subscriber_id
 
 
 def _fields(payload: object) -> tuple[int, tuple[int, ...]]:

@@ -48,28 +48,53 @@ _BAD_HOST_CHARS = re.compile(r"[\x00-\x20\"#/:<>?@\[\\\]^`{|}\x7f]")
 _WORDS = re.compile(r"\w+")
 
 
-def canonical_url(url: str) -> str | None:
-    """A normalised form of ``url`` (case, port, fragment, tracking and order of the query).
+class InvalidURLError(ValueError):
+    """A URL that has no canonical form: not an absolute http(s) URL, or malformed."""
 
-    Returns None when ``url`` is not an absolute http(s) URL.
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"canonical: {reason}: {url!r}")
+
+
+def canonical_url(url: str, *, tracking: frozenset[str] = frozenset()) -> str:
+    """The canonical form of ``url``, so that one page has one key whatever link led to it.
+
+    Lower-cases scheme and host (internationalised hosts in their IDNA "xn--" form), drops the
+    default port, the user info, the fragment and tracking parameters (``TRACKING_PARAMETERS``,
+    ``utm_*`` and the like, plus the names in ``tracking``), sorts the remaining query
+    parameters, decodes percent-escapes of unreserved characters and upper-cases the others;
+    keeps the path's case. Idempotent. Raises InvalidURLError when ``url`` is not an absolute
+    http(s) URL or is malformed.
     """
     try:
         parts = urlsplit(url.strip())
         port = parts.port
-    except ValueError:
-        return None
+    except ValueError as exc:
+        raise InvalidURLError(url, f"malformed URL ({exc})") from None
     scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise InvalidURLError(url, "not an absolute http(s) URL")
     host = _host(parts.hostname or "")
-    if scheme not in _DEFAULT_PORTS or not host:
-        return None
+    if not host:
+        raise InvalidURLError(url, "no valid host")
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     path = _normalise_path(parts.path) or "/"
+    extra = {name.lower() for name in tracking}
     query = [
         (key, value)
         for key, value in parse_qsl(parts.query, keep_blank_values=True)
-        if not _is_tracking(key)
+        if not _is_tracking(key) and key.lower() not in extra
     ]
     return urlunsplit((scheme, netloc, path, urlencode(sorted(query)), ""))
+
+
+def canonical_url_or_none(url: str, *, tracking: frozenset[str] = frozenset()) -> str | None:
+    """``canonical_url``, or None where it raises (for links that are optional anyway)."""
+    try:
+        return canonical_url(url, tracking=tracking)
+    except InvalidURLError:
+        return None
 
 
 def _host(hostname: str) -> str | None:
@@ -80,7 +105,20 @@ def _host(hostname: str) -> str | None:
         except ValueError:
             return None
     host = hostname.rstrip(".")
-    return None if _BAD_HOST_CHARS.search(host) else host
+    if _BAD_HOST_CHARS.search(host):
+        return None
+    if host.isascii():
+        return host
+    try:
+        # IDNA 2003 (Python's codec) maps case and width the way browsers do for most hosts.
+        encoded = ".".join(
+            label.encode("idna").decode("ascii") if not label.isascii() else label
+            for label in host.split(".")
+        ).lower()
+    except UnicodeError:
+        return None
+    # The codec's name preparation can map odd characters to ones no host may hold.
+    return None if _BAD_HOST_CHARS.search(encoded) else encoded
 
 
 def _normalise_path(path: str) -> str:
@@ -115,10 +153,12 @@ class ArticleKey:
     content_hash: str
 
 
-def article_key(entry: ParsedEntry, *, feed_id: int) -> ArticleKey:
+def article_key(
+    entry: ParsedEntry, *, feed_id: int, tracking: frozenset[str] = frozenset()
+) -> ArticleKey:
     """Key an entry by canonical URL, else by GUID within its feed, else by its content."""
     content_hash = fingerprint(entry.title, entry.content or entry.summary)
-    canonical = canonical_url(entry.link) if entry.link else None
+    canonical = canonical_url_or_none(entry.link, tracking=tracking) if entry.link else None
     if canonical:
         key = f"url:{canonical}"
     elif entry.guid:
@@ -129,7 +169,9 @@ def article_key(entry: ParsedEntry, *, feed_id: int) -> ArticleKey:
     return ArticleKey(hashlib.sha256(key.encode()).hexdigest(), canonical, content_hash)
 
 
-def article_keys(entries: Sequence[ParsedEntry], *, feed_id: int) -> list[ArticleKey]:
+def article_keys(
+    entries: Sequence[ParsedEntry], *, feed_id: int, tracking: frozenset[str] = frozenset()
+) -> list[ArticleKey]:
     """Key each of one document's entries; see ``article_key``.
 
     Canonical URLs drop the fragment, but some feeds (comment feeds, link logs, journals kept on
@@ -137,7 +179,7 @@ def article_keys(entries: Sequence[ParsedEntry], *, feed_id: int) -> list[Articl
     URL and carry two or more different fragments, each keeps its fragment in its key. (One
     fragment alone, as in ``story#comments`` beside ``story``, names the same article.)
     """
-    keys = [article_key(entry, feed_id=feed_id) for entry in entries]
+    keys = [article_key(entry, feed_id=feed_id, tracking=tracking) for entry in entries]
     fragments: dict[str, set[str]] = defaultdict(set)
     for entry, key in zip(entries, keys, strict=True):
         if key.canonical_url and entry.link and urlsplit(entry.link).fragment:

@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from monitor.errors import FeedError
 from monitor.ingest.store import save_new_articles
+from monitor.ingest.stories import StoryRules
 from monitor.models import utcnow
 from monitor.settings import FetchSettings
 from monitor.sources import parse, schedule
@@ -65,6 +66,7 @@ class RefreshContext:
     bounds: schedule.Bounds = field(default_factory=lambda: DEFAULT_BOUNDS)
     default_interval: timedelta = timedelta(minutes=15)
     jitter: float = schedule.JITTER_FRACTION
+    stories: StoryRules = field(default_factory=StoryRules)
 
 
 async def refresh_feed(feed: FeedRef, ctx: RefreshContext) -> RefreshResult:
@@ -161,7 +163,9 @@ def _ingest(
     )
     rate = schedule.items_per_day([entry.published_at for entry in parsed.entries], now=now)
     with Session(ctx.engine) as session, session.begin():
-        articles = save_new_articles(session, feed_id=feed.id, entries=parsed.entries, now=now)
+        articles = save_new_articles(
+            session, feed_id=feed.id, entries=parsed.entries, now=now, rules=ctx.stories
+        )
         tags = tag_articles(
             ctx.matcher, articles, feed_title=parsed.title or feed.title, feed_url=feed.url
         )

@@ -3,29 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import literal
+from sqlalchemy import bindparam, literal, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
 from monitor.db import dialect_insert
 from monitor.ingest.canonical import article_keys
-from monitor.models import Article, Match, Topic, UTCDateTime
+from monitor.ingest.stories import (
+    StoryRules,
+    assign_stories,
+    lock_stories,
+    refresh_story_counts,
+    repeated_paragraphs,
+    retitle_stories,
+)
+from monitor.models import Article, Match, Tombstone, Topic, UTCDateTime
 from monitor.sources.parse import ParsedEntry
 
 ARTICLES = SQLModel.metadata.tables["article"]
 SIGHTINGS = SQLModel.metadata.tables["sighting"]
 # Keys per sighting upsert: far below the bound-parameter limits of SQLite and PostgreSQL.
 KEYS_PER_STATEMENT = 5000
+DEFAULT_RULES = StoryRules()
 
 
 def entries_to_rows(
-    entries: Sequence[ParsedEntry], *, feed_id: int, now: datetime
+    entries: Sequence[ParsedEntry],
+    *,
+    feed_id: int,
+    now: datetime,
+    tracking: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """Article rows for ``entries``, keyed, without repeats of one key within the batch."""
     rows: dict[str, dict[str, Any]] = {}
-    for entry, key in zip(entries, article_keys(entries, feed_id=feed_id), strict=True):
+    keys = article_keys(entries, feed_id=feed_id, tracking=tracking)
+    for entry, key in zip(entries, keys, strict=True):
         if key.key_hash in rows:
             continue
         rows[key.key_hash] = {
@@ -47,25 +63,146 @@ def entries_to_rows(
 
 
 def save_new_articles(
-    session: Session, *, feed_id: int, entries: Sequence[ParsedEntry], now: datetime
+    session: Session,
+    *,
+    feed_id: int,
+    entries: Sequence[ParsedEntry],
+    now: datetime,
+    rules: StoryRules = DEFAULT_RULES,
 ) -> list[Article]:
-    """Insert the entries not stored yet and record the sightings; return only the new articles."""
-    rows = entries_to_rows(entries, feed_id=feed_id, now=now)
+    """Store the entries: insert the new, update the edited, record sightings, assign stories.
+
+    Returns only the new articles. An edited article (same key, other title or text) is updated
+    in place, its previous title kept, and is not returned: an edit is not news. A key whose
+    article was pruned (a tombstone) is ignored, so an old item a feed lists again stays gone.
+    """
+    rows = entries_to_rows(entries, feed_id=feed_id, now=now, tracking=rules.tracking_parameters)
+    rows = _without_tombstones(session, rows)
     if not rows:
         return []
-    # One statement executed with many parameter sets, on the Core table: SQLAlchemy compiles
-    # it once and caches it, where a fresh multi-row VALUES was compiled on every call.
-    insert_articles = (
-        dialect_insert(session, ARTICLES)
-        .on_conflict_do_nothing(index_elements=["key_hash"])
-        .returning(ARTICLES.c.id)
+    lock_stories(session)
+    existing = _existing(session, [row["key_hash"] for row in rows])
+    _update_edited(session, rows, existing, now=now)
+    fresh = _without_relabelled(
+        session, [row for row in rows if row["key_hash"] not in existing], feed_id=feed_id
     )
-    new_ids = list(session.execute(insert_articles, rows).scalars())
-    _record_sightings(session, feed_id=feed_id, key_hashes=[r["key_hash"] for r in rows], now=now)
-    if not new_ids:
-        return []
-    articles = session.exec(select(Article).where(col(Article.id).in_(new_ids))).all()
-    return sorted(articles, key=lambda article: article.id or 0)
+    new_ids: list[int] = []
+    if fresh:
+        # One statement executed with many parameter sets, on the Core table: SQLAlchemy
+        # compiles it once and caches it, where a fresh multi-row VALUES was compiled each call.
+        insert_articles = (
+            dialect_insert(session, ARTICLES)
+            .on_conflict_do_nothing(index_elements=["key_hash"])
+            .returning(ARTICLES.c.id)
+        )
+        new_ids = list(session.execute(insert_articles, fresh).scalars())
+    key_hashes = [row["key_hash"] for row in rows]
+    _record_sightings(session, feed_id=feed_id, key_hashes=key_hashes, now=now)
+    articles: list[Article] = []
+    if new_ids:
+        found = session.exec(select(Article).where(col(Article.id).in_(new_ids))).all()
+        articles = sorted(found, key=lambda article: article.id or 0)
+        boilerplate = repeated_paragraphs(entry.content or entry.summary for entry in entries)
+        assign_stories(session, articles, now=now, rules=rules, boilerplate=boilerplate)
+    refresh_story_counts(session, key_hashes=key_hashes, now=now)
+    return articles
+
+
+def _without_tombstones(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not rows:
+        return rows
+    pruned = set(
+        session.exec(
+            select(Tombstone.key_hash).where(
+                col(Tombstone.key_hash).in_([row["key_hash"] for row in rows])
+            )
+        )
+    )
+    return [row for row in rows if row["key_hash"] not in pruned]
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    id: int
+    title: str
+    content_hash: str
+    previous_title: str | None
+
+
+def _existing(session: Session, key_hashes: list[str]) -> dict[str, _Stored]:
+    """The stored articles of these keys, by key."""
+    rows = session.execute(
+        sa_select(
+            ARTICLES.c.key_hash,
+            ARTICLES.c.id,
+            ARTICLES.c.title,
+            ARTICLES.c.content_hash,
+            ARTICLES.c.previous_title,
+        ).where(ARTICLES.c.key_hash.in_(key_hashes))
+    ).all()
+    return {key: _Stored(id_, title, hash_, previous) for key, id_, title, hash_, previous in rows}
+
+
+def _update_edited(
+    session: Session, rows: list[dict[str, Any]], existing: dict[str, _Stored], *, now: datetime
+) -> None:
+    """Write the latest title and text of articles whose text changed; keep the old title."""
+    edits = []
+    retitled: dict[int, str] = {}
+    for row in rows:
+        stored = existing.get(row["key_hash"])
+        if stored is None or stored.content_hash == row["content_hash"]:
+            continue
+        title_changed = stored.title != row["title"]
+        edits.append(
+            {
+                "b_id": stored.id,
+                "title": row["title"],
+                "summary": row["summary"],
+                "content": row["content"],
+                "author": row["author"],
+                "content_hash": row["content_hash"],
+                "previous_title": stored.title if title_changed else stored.previous_title,
+                "updated_at": now,
+            }
+        )
+        if title_changed:
+            retitled[stored.id] = row["title"]
+    if edits:
+        session.execute(
+            update(ARTICLES)
+            .where(ARTICLES.c.id == bindparam("b_id"))
+            .values({name: bindparam(name) for name in edits[0] if name != "b_id"}),
+            edits,
+        )
+        retitle_stories(session, retitled)
+
+
+def _without_relabelled(
+    session: Session, rows: list[dict[str, Any]], *, feed_id: int
+) -> list[dict[str, Any]]:
+    """Drop link-less rows whose GUID is new but whose text this feed already gave us.
+
+    Some feeds mint a new GUID on every fetch; without a link the GUID is their key, and each
+    fetch would otherwise bring the same item back as new.
+    """
+    guid_keyed = [row for row in rows if row["canonical_url"] is None and row["guid"]]
+    if not guid_keyed:
+        return rows
+    known = set(
+        session.exec(
+            select(Article.content_hash).where(
+                Article.feed_id == feed_id,
+                col(Article.canonical_url).is_(None),
+                col(Article.content_hash).in_([row["content_hash"] for row in guid_keyed]),
+            )
+        )
+    )
+    return [
+        row
+        for row in rows
+        if not (row["canonical_url"] is None and row["guid"] and row["content_hash"] in known)
+    ]
 
 
 def _record_sightings(

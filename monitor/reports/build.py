@@ -13,9 +13,10 @@ Rules (the README repeats them):
 * ``z = (count - mean) / max(stdev, 1)``: the spread is taken as at least one article a day, so
   a perfectly flat history (stdev 0) gives a finite z and one extra article on a quiet topic is
   not a spike. A day is a *spike* when ``z >= spike_z`` and ``count >= spike_min_articles``.
-* A *story* is the set of a day's articles with the same title once case, accents and
-  punctuation are ignored (an article without a title is a story of its own, by content hash).
-  There is no story table yet; a later issue clusters near-duplicates and replaces this key.
+* A *story* is the set of a day's articles in one stored story (near-duplicate copies across
+  outlets, see ``monitor.ingest.stories``). An article stored before stories existed falls back
+  to its title once case, accents and punctuation are ignored (without a title: a story of its
+  own, by content hash).
 * A story's *outlets* are the distinct feeds that carried any of its articles (sightings).
 """
 
@@ -225,8 +226,11 @@ def volume_series(
     return series
 
 
-def story_key(title: str, content_hash: str) -> str:
-    """What groups a day's articles into a story: the folded title, else the content hash."""
+def story_key(title: str, content_hash: str, story_id: int | None = None) -> str:
+    """What groups a day's articles into a story: the stored story, else the folded title,
+    else the content hash."""
+    if story_id is not None:
+        return f"story:{story_id}"
     words = split_words(fold(title))
     return "title:" + " ".join(words) if words else f"content:{content_hash}"
 
@@ -243,13 +247,14 @@ class DayArticle:
     feed_ids: frozenset[int]
     terms: tuple[str, ...] = ()
     snippet: str = ""
+    story_id: int | None = None
 
 
 def rank_stories(articles: Sequence[DayArticle], top_n: int) -> tuple[int, list[StoryRow]]:
     """The number of stories among ``articles`` and the ``top_n`` carried by most outlets."""
     groups: dict[str, list[DayArticle]] = defaultdict(list)
     for article in articles:
-        groups[story_key(article.title, article.content_hash)].append(article)
+        groups[story_key(article.title, article.content_hash, article.story_id)].append(article)
     rows = []
     for members in groups.values():
         first = min(members, key=lambda a: (a.first_seen_at, a.id))
@@ -404,6 +409,7 @@ def _day_articles(session: Session, start: datetime, end: datetime) -> dict[int,
                 feed_ids=frozenset(carriers.get(article_id) or {article.feed_id}),
                 terms=tuple(match.terms),
                 snippet=match.snippet,
+                story_id=article.story_id,
             )
         )
     return by_topic

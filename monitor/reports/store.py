@@ -23,6 +23,8 @@ def save_report(session: Session, *, report: DailyReport, rendered: RenderedRepo
         "payload": rendered.payload,
         "html": rendered.html,
         "text": rendered.text,
+        "subject": rendered.subject,
+        "email_html": rendered.email_html,
     }
     insert = dialect_insert(session, REPORTS).values(**values)
     updated = {key: getattr(insert.excluded, key) for key in values if key != "day"}

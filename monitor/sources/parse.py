@@ -148,7 +148,17 @@ def _optional(value: Any) -> str | None:
     return text or None
 
 
+# Where a feed names the original article behind its own redirecting or proxied link:
+# FeedBurner's feedburner:origLink and Pheedo's pheedo:origLink (the link
+# itself points at the proxy, so each outlet's copy would have a key of its own).
+_ORIGINAL_LINK_FIELDS = ("feedburner_origlink", "pheedo_origlink")
+
+
 def _entry_link(entry: Any, feed_url: str) -> str | None:
+    for name in _ORIGINAL_LINK_FIELDS:
+        original = _optional(entry.get(name))
+        if original is not None and _is_web_url(original):
+            return original.strip()
     link = _optional(entry.get("link"))
     if link is None:
         return None

@@ -1,7 +1,8 @@
-"""The HTTP app: one-click unsubscribe (RFC 8058) for now; the web UI grows here.
+"""The HTTP app: the admin web UI (``pages.py``) and one-click unsubscribe (RFC 8058).
 
 The app is built by ``create_app(settings, engine)``: the engine and settings are passed in,
-never global, so tests and the CLI each run their own.
+never global, so tests and the CLI each run their own. Other front doors (the JSON API, Atom
+feeds, self-service) add their routers with one ``app.include_router`` line each, below.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from monitor.delivery.tokens import (
 )
 from monitor.models import Topic, utcnow
 from monitor.settings import Settings
+from monitor.web.api import api_router
+from monitor.web.atom import atom_router
+from monitor.web.pages import HostResolver, install_pages, system_addresses
+from monitor.web.selfservice import selfservice_router
 
 PAGE = "unsubscribe.html"
 # The token is a credential in the URL: keep it out of caches, referrers and search engines.
@@ -44,6 +49,7 @@ def create_app(
     *,
     env: Environment | None = None,
     clock: Callable[[], datetime] = utcnow,
+    resolve: HostResolver = system_addresses,
 ) -> FastAPI:
     """The web app on ``engine``; templates are checked and the signing key loaded now."""
     env = env or load_templates(settings)
@@ -89,6 +95,10 @@ def create_app(
             topics = topic_names(session, found.topic_ids)
         return page(200, state="done", topics=topics, ended=ended)
 
+    install_pages(app, settings, engine, secret_key=secret_key, clock=clock, resolve=resolve)
+    app.include_router(api_router(settings, engine, clock=clock, resolve=resolve))
+    app.include_router(atom_router(engine, base_url=settings.web.base_url, clock=clock))
+    app.include_router(selfservice_router(engine, env, secret_key, clock=clock))
     return app
 
 

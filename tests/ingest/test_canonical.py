@@ -8,8 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.ingest.canonical import article_key, article_keys, canonical_url, fingerprint
-from monitor.sources.parse import ParsedEntry
+from monitor.ingest.canonical import (
+    InvalidURLError,
+    article_key,
+    article_keys,
+    canonical_url,
+    canonical_url_or_none,
+    fingerprint,
+)
+from monitor.sources.parse import ParsedEntry, parse_feed
 
 
 @pytest.mark.parametrize(
@@ -58,25 +65,88 @@ from monitor.sources.parse import ParsedEntry
         # IPv6 literals keep their brackets
         ("http://[::1]:8080/feed", "http://[::1]:8080/feed"),
         ("https://[2001:DB8::0001]/a", "https://[2001:db8::1]/a"),
-        # not absolute http(s) URLs
-        ("", None),
-        ("not a url", None),
-        ("/news/a", None),
-        ("news/a", None),
-        ("example.com/a", None),
-        ("//example.com/a", None),
-        ("ftp://example.com/a", None),
-        ("mailto:desk@example.com", None),
-        ("javascript:alert(1)", None),
-        ("https://", None),
-        ("https:///a", None),
-        ("https://example.com:99999/a", None),
-        ("https://[::1/a", None),
-        ("https://exa mple.com/a", None),
+        # more tracking parameters, in any case, beside real ones
+        ("https://example.com/a?utm_content=x&utm_term=y&utm_id=z", "https://example.com/a"),
+        ("https://example.com/a?CMP=share_btn_tw", "https://example.com/a"),
+        ("https://example.com/a?OCID=msedgntp&p=3", "https://example.com/a?p=3"),
+        ("https://example.com/a?igshid=1&yclid=2&dclid=3", "https://example.com/a"),
+        ("https://example.com/a?ito=1&mbid=2&smtyp=3", "https://example.com/a"),
+        ("https://example.com/a?ref_src=twsrc&s=20", "https://example.com/a?s=20"),
+        ("https://example.com/a?utm_source=x#section-2", "https://example.com/a"),
+        ("https://example.com/watch?v=abc&t=10", "https://example.com/watch?t=10&v=abc"),
+        ("https://example.com/a?id=5&ID=6", "https://example.com/a?ID=6&id=5"),
+        # internationalised hosts: their IDNA form, whichever way they are written
+        ("https://Bücher.example/katalog", "https://xn--bcher-kva.example/katalog"),
+        ("https://xn--bcher-kva.example/katalog", "https://xn--bcher-kva.example/katalog"),
+        ("https://XN--BCHER-KVA.example/katalog", "https://xn--bcher-kva.example/katalog"),
+        (
+            "https://пример.рф/новости",
+            "https://xn--e1afmkfd.xn--p1ai/%D0%BD%D0%BE%D0%B2%D0%BE%D1%81%D1%82%D0%B8",
+        ),
+        ("https://ÉLYSÉE.fr/a", "https://xn--lyse-9oad.fr/a"),
+        ("https://例え.テスト/記事", "https://xn--r8jz45g.xn--zckzah/%E8%A8%98%E4%BA%8B"),
+        # paths: case, dots and slashes kept as given
+        (
+            "https://example.com/News/2024/09/Story.HTML",
+            "https://example.com/News/2024/09/Story.HTML",
+        ),
+        ("https://example.com/a/", "https://example.com/a/"),
+        ("https://example.com/a//b", "https://example.com/a//b"),
+        ("https://example.com/%E2%82%AC", "https://example.com/%E2%82%AC"),
+        ("https://example.com/€", "https://example.com/%E2%82%AC"),
+        ("https://example.com/%5bx%5d", "https://example.com/%5Bx%5D"),
+        # ports spelt oddly, and hosts in upper case with ports
+        ("HTTP://EXAMPLE.COM:80", "http://example.com/"),
+        ("https://EXAMPLE.com:0443/a", "https://example.com/a"),
+        ("http://127.0.0.1:8000/feed.xml", "http://127.0.0.1:8000/feed.xml"),
+        # feedburner-style proxy links keep their own identity (parse prefers origLink)
+        (
+            "http://feeds.feedburner.com/~r/Example/~3/AbC123/story.html?utm_medium=feed",
+            "http://feeds.feedburner.com/~r/Example/~3/AbC123/story.html",
+        ),
     ],
 )
-def test_canonical_url(url: str, expected: str | None) -> None:
+def test_canonical_url(url: str, expected: str) -> None:
     assert canonical_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("", "not an absolute http"),
+        ("not a url", "not an absolute http"),
+        ("/news/a", "not an absolute http"),
+        ("news/a", "not an absolute http"),
+        ("example.com/a", "not an absolute http"),
+        ("//example.com/a", "not an absolute http"),
+        ("ftp://example.com/a", "not an absolute http"),
+        ("mailto:desk@example.com", "not an absolute http"),
+        ("javascript:alert(1)", "not an absolute http"),
+        ("https://", "no valid host"),
+        ("https:///a", "no valid host"),
+        ("https://example.com:99999/a", "malformed URL"),
+        ("https://example.com:port/a", "malformed URL"),
+        ("https://[::1/a", "malformed URL"),
+        ("https://exa mple.com/a", "no valid host"),
+        ("https://exa<mple.com/a", "no valid host"),
+    ],
+)
+def test_invalid_urls_raise_a_clear_error(url: str, reason: str) -> None:
+    with pytest.raises(InvalidURLError, match=f"^canonical: {reason}"):
+        canonical_url(url)
+    assert canonical_url_or_none(url) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "tracking", "expected"),
+    [
+        ("https://example.com/a?src=rss&id=1", {"src"}, "https://example.com/a?id=1"),
+        ("https://example.com/a?SRC=rss", {"src"}, "https://example.com/a"),
+        ("https://example.com/a?src=rss", set(), "https://example.com/a?src=rss"),
+    ],
+)
+def test_tracking_parameters_are_configurable(url: str, tracking: set[str], expected: str) -> None:
+    assert canonical_url(url, tracking=frozenset(tracking)) == expected
 
 
 @pytest.mark.parametrize(
@@ -105,14 +175,14 @@ _URL_TEXT = st.text(
 )
 def test_canonical_url_is_idempotent(scheme: str, host: str, port: int | None, rest: str) -> None:
     url = f"{scheme}://{host}{'' if port is None else f':{port}'}/{rest}"
-    once = canonical_url(url)
+    once = canonical_url_or_none(url)
 
     assert once is None or canonical_url(once) == once
 
 
 @given(st.text(max_size=80))
 def test_canonical_url_of_any_text_is_idempotent(text: str) -> None:
-    once = canonical_url("https://" + text)
+    once = canonical_url_or_none("https://" + text)
 
     assert once is None or canonical_url(once) == once
 
@@ -251,3 +321,26 @@ def test_one_fragment_beside_the_plain_url_is_the_same_article() -> None:
         feed_id=1,
     )
     assert keys[0] == keys[1]
+
+
+ORIGINAL_LINKS = b"""<?xml version="1.0"?>
+<rss version="2.0" xmlns:feedburner="http://rssnamespace.org/feedburner/ext/1.0"
+     xmlns:pheedo="http://www.pheedo.com/namespace/pheedo">
+<channel><title>Proxied</title>
+<item><title>A</title><link>http://feeds.feedburner.com/~r/x/~3/abc/</link>
+  <feedburner:origLink>https://Example.com/a?utm_source=feedburner</feedburner:origLink></item>
+<item><title>B</title><link>http://x.pheedo.com/click/1</link>
+  <pheedo:origLink>https://example.com/b#top</pheedo:origLink></item>
+<item><title>C</title><link>https://example.com/c</link>
+  <feedburner:origLink>not a link</feedburner:origLink></item>
+</channel></rss>"""
+
+
+@pytest.mark.parametrize(
+    ("index", "expected"),
+    [(0, "https://example.com/a"), (1, "https://example.com/b"), (2, "https://example.com/c")],
+)
+def test_original_link_fields_name_the_article(index: int, expected: str) -> None:
+    entries = parse_feed(ORIGINAL_LINKS, url="https://feeds.example/proxied").entries
+
+    assert article_key(entries[index], feed_id=1).canonical_url == expected

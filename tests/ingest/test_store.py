@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
 from monitor.ingest.store import KEYS_PER_STATEMENT, save_new_articles
-from monitor.models import Article, Sighting
+from monitor.models import Article, Sighting, Story
 from monitor.sources.feeds import add_feed
 from monitor.sources.parse import ParsedEntry
 
@@ -168,3 +170,87 @@ def test_empty_batch_stores_nothing(engine: Engine) -> None:
 
     assert save(engine, feed_id, []) == []
     assert count(engine, Sighting) == 0
+
+
+def stored(engine: Engine) -> list[Article]:
+    with Session(engine) as session:
+        return list(session.exec(select(Article).order_by(col(Article.id))).all())
+
+
+@pytest.mark.parametrize(
+    ("change", "title", "previous"),
+    [
+        ({"title": "Story 1, updated"}, "Story 1, updated", "Story 1"),
+        ({"summary": "A longer summary of story 1."}, "Story 1", None),
+        ({"title": "Story 1, updated", "summary": "New text."}, "Story 1, updated", "Story 1"),
+    ],
+)
+def test_an_edit_updates_the_article_and_is_not_news(
+    engine: Engine, change: dict[str, str], title: str, previous: str | None
+) -> None:
+    feed_id = new_feed(engine, "https://news.example.com/rss")
+    save(engine, feed_id, [story(1)])
+
+    again = save(engine, feed_id, [replace(story(1), **change)], now=LATER)  # type: ignore[arg-type]
+
+    [article] = stored(engine)
+    assert again == []
+    assert (article.title, article.previous_title, article.updated_at) == (title, previous, LATER)
+    assert article.first_seen_at == NOW
+
+
+def test_a_second_edit_keeps_the_title_before_it(engine: Engine) -> None:
+    feed_id = new_feed(engine, "https://news.example.com/rss")
+    save(engine, feed_id, [story(1)])
+    save(engine, feed_id, [replace(story(1), title="Second")], now=LATER)
+    save(engine, feed_id, [replace(story(1), title="Third")], now=LATER + timedelta(hours=1))
+
+    [article] = stored(engine)
+    assert (article.title, article.previous_title) == ("Third", "Second")
+
+
+def test_an_unchanged_entry_is_no_edit(engine: Engine) -> None:
+    feed_id = new_feed(engine, "https://news.example.com/rss")
+    save(engine, feed_id, [story(1)])
+    save(engine, feed_id, [story(1)], now=LATER)
+
+    [article] = stored(engine)
+    assert (article.previous_title, article.updated_at) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # a link: the GUID does not matter
+        (story(1, guid="a-1"), story(1, guid="b-2")),
+        # no link: the same text from the same feed under a new GUID
+        (story(1, link="", guid="a-1"), story(1, link="", guid="b-2")),
+    ],
+)
+def test_a_feed_changing_guids_yields_one_article(
+    engine: Engine, first: ParsedEntry, second: ParsedEntry
+) -> None:
+    feed_id = new_feed(engine, "https://news.example.com/rss")
+    save(engine, feed_id, [first])
+
+    assert save(engine, feed_id, [second], now=LATER) == []
+    assert count(engine, Article) == 1
+
+
+def test_the_same_link_from_two_feeds_is_one_article_in_one_story(engine: Engine) -> None:
+    one = new_feed(engine, "https://one.example/rss")
+    two = new_feed(engine, "https://two.example/rss")
+    save(engine, one, [story(1)])
+    save(engine, two, [story(1, link="https://news.example.com/story/1?utm_source=two")], LATER)
+
+    with Session(engine) as session:
+        sightings = session.exec(select(Sighting).order_by(col(Sighting.feed_id))).all()
+        [article] = session.exec(select(Article)).all()
+        story_row = session.get(Story, article.story_id)
+    assert [(s.feed_id, s.first_seen_at) for s in sightings] == [(one, NOW), (two, LATER)]
+    assert story_row is not None
+    assert (story_row.lead_article_id, story_row.article_count, story_row.outlet_count) == (
+        article.id,
+        1,
+        2,
+    )

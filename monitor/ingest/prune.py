@@ -1,0 +1,106 @@
+"""Retention: remove old articles, keep their keys as tombstones so they do not come back."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, and_, or_, select
+from sqlmodel import Session, SQLModel
+
+from monitor.db import dialect_insert
+from monitor.ingest.stories import prune_bands, recount_stories
+
+log = logging.getLogger(__name__)
+ARTICLES = SQLModel.metadata.tables["article"]
+MATCHES = SQLModel.metadata.tables["match"]
+# Rows that refer to an article and go with it.
+_DEPENDENTS = ("story_band", "sighting", "match", "deliveryitem")
+# Articles per transaction: a long prune does not hold the write lock for minutes at a time.
+CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    """What a prune removed."""
+
+    articles: int = 0
+    matched: int = 0
+    stories: int = 0
+    bands: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionRules:
+    """How long articles stay: all of them, and those a topic matched."""
+
+    older_than: timedelta = timedelta(days=90)
+    matched_older_than: timedelta = timedelta(days=365)
+    story_window: timedelta = timedelta(days=7)
+
+
+def prune_archive(engine: Engine, rules: RetentionRules, *, now: datetime) -> PruneResult:
+    """Remove articles first seen before the retention limits, in chunks of ``CHUNK``.
+
+    Each removed article leaves a tombstone of its key; its sightings, matches, index rows and
+    digest items go with it; stories are recounted, re-led, or removed when left empty.
+    """
+    articles = matched = stories = 0
+    while True:
+        with Session(engine) as session, session.begin():
+            doomed = _doomed(session, rules, now=now)
+            if not doomed:
+                break
+            counts = _remove(session, doomed, now=now)
+        articles += len(doomed)
+        matched += counts[0]
+        stories += counts[1]
+    with Session(engine) as session, session.begin():
+        bands = prune_bands(session, before=now - rules.story_window)
+    result = PruneResult(articles, matched, stories, bands)
+    log.info(
+        "pruned articles=%d matched=%d stories=%d bands=%d",
+        result.articles,
+        result.matched,
+        result.stories,
+        result.bands,
+    )
+    return result
+
+
+def _doomed(
+    session: Session, rules: RetentionRules, *, now: datetime
+) -> list[tuple[int, str, int | None, bool]]:
+    """(id, key, story, matched) of the next chunk of articles past their retention."""
+    cutoff = now - rules.older_than
+    matched_cutoff = now - rules.matched_older_than
+    is_matched = ARTICLES.c.id.in_(select(MATCHES.c.article_id))
+    rows = session.execute(
+        select(ARTICLES.c.id, ARTICLES.c.key_hash, ARTICLES.c.story_id, is_matched)
+        .where(
+            ARTICLES.c.first_seen_at < cutoff,
+            or_(~is_matched, and_(is_matched, ARTICLES.c.first_seen_at < matched_cutoff)),
+        )
+        .order_by(ARTICLES.c.id)
+        .limit(CHUNK)
+    ).all()
+    return [(int(i), str(k), s, bool(m)) for i, k, s, m in rows]
+
+
+def _remove(
+    session: Session, doomed: list[tuple[int, str, int | None, bool]], *, now: datetime
+) -> tuple[int, int]:
+    ids = [article_id for article_id, _key, _story, _matched in doomed]
+    tombstones = SQLModel.metadata.tables["tombstone"]
+    session.execute(
+        dialect_insert(session, tombstones).on_conflict_do_nothing(index_elements=["key_hash"]),
+        [{"key_hash": key, "pruned_at": now} for _id, key, _story, _matched in doomed],
+    )
+    for name in _DEPENDENTS:
+        table = SQLModel.metadata.tables[name]
+        session.execute(table.delete().where(table.c.article_id.in_(ids)))
+    session.execute(ARTICLES.delete().where(ARTICLES.c.id.in_(ids)))
+    story_ids = sorted({story for _id, _key, story, _matched in doomed if story is not None})
+    recount_stories(session, story_ids)
+    return sum(1 for *_rest, matched in doomed if matched), len(story_ids)
