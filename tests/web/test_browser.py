@@ -1,9 +1,9 @@
 """The web UI in a real browser: Playwright driving Debian's Chromium (no browser download).
 
 Signs in, writes a topic query with a mistake and sees the error at its column, fixes it and
-sees the live preview's count and highlights, saves, imports an OPML file and opens a report
-with its chart. Screenshots land in ``tests/artifacts/web-*.png`` (ignored by git) for a person
-to look at.
+sees the live preview's count and highlights, saves, imports an OPML file, opens a report with
+its chart and changes a reader's subscriptions through the self-service link. Screenshots land
+in ``tests/artifacts/web-*.png`` (ignored by git) for a person to look at.
 """
 
 from __future__ import annotations
@@ -15,12 +15,23 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from monitor.db import create_db_engine, upgrade_database
-from monitor.models import Feed, Topic
+from monitor.delivery.subscriptions import subscribe_topics
+from monitor.delivery.tokens import make_manage_token
+from monitor.models import Feed, Subscriber, Subscription, Topic, utcnow
 from tests.reports.test_screenshot import find_chromium
-from tests.web.site import PASSWORD, REPORT_DAY, USER, add_admin, make_app, seed, web_settings
+from tests.web.site import (
+    PASSWORD,
+    REPORT_DAY,
+    SECRET,
+    USER,
+    add_admin,
+    make_app,
+    seed,
+    web_settings,
+)
 from tests.web.test_app import serving
 
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"
@@ -145,6 +156,48 @@ def test_the_web_ui_in_chromium(
     expect(p.locator("svg.chart")).to_have_count(2)
     expect(p.locator("svg.chart rect.bar.spike")).to_have_count(1)
     shoot(p, "report")
+
+    # A reader follows the self-service link of their digests (no sign-in): from daily news
+    # on election interference to a weekly digest of both topics, Monday 07:30 in Berlin.
+    with Session(engine) as session, session.begin():
+        election = session.exec(select(Topic).where(Topic.slug == "election-interference")).one()
+        subscribe_topics(
+            session, email="reader@example.org", topics=[election], schedule=None,
+            timezone="UTC", name="Reader", now=utcnow(),
+        )  # fmt: skip
+        reader_id = session.exec(
+            select(Subscriber.id).where(Subscriber.email == "reader@example.org")
+        ).one()
+    assert reader_id is not None
+    link = make_manage_token(SECRET, subscriber_id=reader_id)
+    browser = p.context.browser
+    assert browser is not None
+    r = browser.new_page(viewport={"width": 1280, "height": 900})  # the reader: no admin cookie
+    r.goto(f"{base}/manage/{link}")
+    expect(r.get_by_label("Election Interference")).to_be_checked()
+    r.get_by_label("Central Banks").check()
+    r.get_by_role("radio", name="Weekly").check()
+    r.get_by_label("Time (daily and weekly)").fill("07:30")
+    r.get_by_label("Day (weekly)").select_option(label="Monday")
+    r.locator("input[name=timezone]").fill("Europe/Berlin")
+    r.get_by_role("button", name="Save", exact=True).click()
+    expect(r.get_by_label("Central Banks")).to_be_checked()
+    shoot(r, "self-service")
+    r.close()
+    with Session(engine) as session:
+        chosen = session.exec(
+            select(Topic.slug, Subscription.frequency, Subscription.send_time, Subscription.weekday)
+            .join(Topic, col(Topic.id) == Subscription.topic_id)
+            .where(Subscription.subscriber_id == reader_id)
+            .where(col(Subscription.unsubscribed_at).is_(None))
+        ).all()
+        reader = session.get(Subscriber, reader_id)
+    assert sorted(chosen) == [
+        ("central-banks", "weekly", "07:30", 0),
+        ("election-interference", "weekly", "07:30", 0),
+    ]
+    assert reader is not None
+    assert reader.timezone == "Europe/Berlin"
 
     # The dashboard at phone width: the layout folds to one column.
     p.set_viewport_size({"width": 390, "height": 844})
