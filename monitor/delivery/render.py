@@ -17,7 +17,7 @@ from email.headerregistry import Address, BaseHeader, HeaderRegistry, Unstructur
 from email.message import EmailMessage
 from email.policy import SMTP, Policy
 from email.utils import format_datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -175,23 +175,29 @@ def wrap_words(
     del break_on_hyphens  # words break at spaces only
     lines: list[str] = []
     for paragraph in text.splitlines():
-        line = ""
-        for word in paragraph.split():
+        words = paragraph.split()
+        if not words:
+            lines.append("")
+            continue
+        line: list[str] = []
+        length = -1  # of the words in ``line`` and the spaces between them
+        for word in words:
             while break_long_words and len(word) > width:
                 if line:
-                    lines.append(line)
-                    line = ""
+                    lines.append(" ".join(line))
+                    line, length = [], -1
                 lines.append(word[:width])
                 word = word[width:]
-            if not line:
-                line = word
-            elif len(line) + 1 + len(word) <= width:
-                line = f"{line} {word}"
+            if not word:  # a long word that filled its last line exactly
+                continue
+            if length + 1 + len(word) <= width:
+                line.append(word)
+                length += 1 + len(word)
             else:
-                lines.append(line)
-                line = word
-        if line or not paragraph.strip():
-            lines.append(line)
+                lines.append(" ".join(line))
+                line, length = [word], len(word)
+        if line:
+            lines.append(" ".join(line))
     return (wrapstring or "\n").join(lines)
 
 
@@ -210,11 +216,12 @@ def header_text(text: str) -> str:
     """Feed or user text made safe for a header: one line, no control characters, no
     encoded words; non-ASCII is left for the policy to encode properly."""
     text = _ENCODED_WORD.sub("", text.translate(_BIDI_CONTROLS))
-    # Whitespace controls (CR, LF, tab, NEL, U+2028) become spaces; other controls vanish.
-    kept = "".join(
-        c for c in text if c.isspace() or unicodedata.category(c) not in ("Cc", "Cs", "Co")
-    )
-    return " ".join(kept.split())
+    if not text.isprintable():  # printable text has no control character to look for
+        # Whitespace controls (CR, LF, tab, NEL, U+2028) become spaces; other controls vanish.
+        text = "".join(
+            c for c in text if c.isspace() or unicodedata.category(c) not in ("Cc", "Cs", "Co")
+        )
+    return " ".join(text.split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +352,16 @@ class _UnfoldedHeader(UnstructuredHeader, BaseHeader):
         return f"{self.name}: {self}{policy.linesep}"
 
 
-_HEADERS = HeaderRegistry()
+class _HeaderClasses(HeaderRegistry):
+    """The email package's registry, remembering the class it makes for each header name (it
+    builds a new one on every header set, a good part of a digest's time)."""
+
+    @cache  # noqa: B019 - one registry for the life of the process
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        return super().__getitem__(name)
+
+
+_HEADERS = _HeaderClasses()
 for _name in ("list-unsubscribe", "list-id"):
     _HEADERS.map_to_type(_name, _UnfoldedHeader)
 DIGEST_POLICY = SMTP.clone(header_factory=_HEADERS)

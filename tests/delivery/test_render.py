@@ -948,6 +948,7 @@ UNRULY = [
     "a https://example.org/a/very/long/path/that/goes/on/and/on/and/on/for/more/than/seventy"
     "/two/characters then more words",
     "  leading spaces and   runs   of spaces  ",
+    "before " + "x" * 144 + " after",  # a word of exactly two full lines
 ]
 
 
