@@ -146,6 +146,29 @@ class Service:
         else:
             log.info("configuration reloaded from %s", self.settings.config_dir)
 
+    def _add_daily(
+        self,
+        scheduler: AsyncIOScheduler,
+        name: str,
+        job: Callable[[], Awaitable[None]],
+        at: str,
+        zone: ZoneInfo,
+    ) -> None:
+        """Run ``job`` once a day at local time ``at`` (HH:MM) in ``zone``."""
+        hour, minute = (int(part) for part in at.split(":"))
+        scheduler.add_job(
+            self._guarded(name, job),
+            "cron",
+            hour=hour,
+            minute=minute,
+            timezone=zone,
+            id=name,
+            name=name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+
     def _guarded(
         self, name: str, job: Callable[[], Awaitable[None]]
     ) -> Callable[[], Awaitable[None]]:
@@ -186,35 +209,11 @@ class Service:
                 coalesce=True,
                 misfire_grace_time=None,
             )
-        reports = self.settings.reports
-        hour, minute = (int(part) for part in reports.build_at.split(":"))
-        scheduler.add_job(
-            self._guarded("report", self.report_tick),
-            "cron",
-            hour=hour,
-            minute=minute,
-            timezone=ZoneInfo(reports.timezone),
-            id="report",
-            name="report",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
+        zone = ZoneInfo(self.settings.reports.timezone)
+        self._add_daily(scheduler, "report", self.report_tick, self.settings.reports.build_at, zone)
         retention = self.settings.retention
         if retention.enabled:
-            hour, minute = (int(part) for part in retention.prune_at.split(":"))
-            scheduler.add_job(
-                self._guarded("prune", self.prune_tick),
-                "cron",
-                hour=hour,
-                minute=minute,
-                timezone=ZoneInfo(reports.timezone),
-                id="prune",
-                name="prune",
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-            )
+            self._add_daily(scheduler, "prune", self.prune_tick, retention.prune_at, zone)
         scheduler.start()
         log.info(
             "monitor running: tick=%ss database=%s",

@@ -132,18 +132,6 @@ def plan_delivery(
     return PlannedDelivery(inserted, group.subscriber_id, count)
 
 
-def due_delivery_ids(
-    session: Session, *, now: datetime, subscriber_id: int | None = None
-) -> list[int]:
-    """Pending deliveries whose next attempt time has come, oldest first."""
-    statement = select(Delivery.id).where(
-        Delivery.status == DeliveryStatus.PENDING, col(Delivery.next_attempt_at) <= now
-    )
-    if subscriber_id is not None:
-        statement = statement.where(Delivery.subscriber_id == subscriber_id)
-    return [i for i in session.exec(statement.order_by(col(Delivery.id))).all() if i is not None]
-
-
 @dataclass(frozen=True, slots=True)
 class AlsoCarried:
     """Another outlet that carried the story, and its copy's link."""
