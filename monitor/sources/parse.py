@@ -1,53 +1,53 @@
-"""Turn a fetched body into typed entries. The only module that imports feedparser."""
+"""Turn a fetched body into typed entries. The only module that imports feedparser.
+
+Two paths give the same values. A well-formed XML document (checked with a strict, safe lxml
+parse) takes the fast path (fastparse.py: lxml; reading a document costs about an eighth of
+feedparser's time); a broken one, or one with anything the fast path does not model, takes
+feedparser, which repairs what it can and says so in ``warning``. feedparser is the reference:
+tests/sources/test_parse_differential.py compares both over the real corpus. Markup becomes
+plain text in sanitize.py, the same for both paths.
+"""
 
 from __future__ import annotations
 
 import calendar
+import codecs
 import html
 import json
 import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin
 
 import feedparser
+from feedparser.datetimes import _parse_date as _feedparser_date
+from feedparser.sanitizer import _HTMLSanitizer
 
 from monitor.errors import ParseError
+from monitor.sources.fastparse import Declined, parse_well_formed, read_document
+from monitor.sources.sanitize import html_to_text, sanitize_html
+from monitor.sources.sanitize import one_line as _one_line
+from monitor.sources.sanitize import tidy_text as _tidy
 
-# Elements whose text is never article prose.
-_SKIPPED_ELEMENTS = frozenset({"script", "style", "template", "noscript", "svg", "math", "head"})
-_BLOCK_ELEMENTS = frozenset(
-    {
-        "p",
-        "div",
-        "br",
-        "li",
-        "ul",
-        "ol",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "tr",
-        "table",
-        "blockquote",
-        "pre",
-        "section",
-        "article",
-        "figure",
-        "figcaption",
-        "hr",
-        "dd",
-        "dt",
-    }
-)
-_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
-_BLANK_LINES = re.compile(r"\n\s*\n\s*")
+__all__ = [
+    "ParsedEntry",
+    "ParsedFeed",
+    "html_to_text",
+    "parse_feed",
+    "parse_feed_fast",
+    "parse_feed_reference",
+    "parse_json_feed",
+    "refuse_entity_declarations",
+    "sanitize_html",
+]
+# ParsedFeed.parser: which path read the document.
+FAST = "fast"
+REFERENCE = "feedparser"
+JSON = "json"
+# The element names for which feedparser takes RSS "plain text" to be HTML.
+_HTML_NAMES = frozenset(_HTMLSanitizer.acceptable_elements)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,48 +79,8 @@ class ParsedFeed:
     ttl: str | None = None
     update_period: str | None = None
     update_frequency: str | None = None
-
-
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip_depth = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIPPED_ELEMENTS:
-            self._skip_depth += 1
-        elif tag in _BLOCK_ELEMENTS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIPPED_ELEMENTS:
-            self._skip_depth = max(0, self._skip_depth - 1)
-        elif tag in _BLOCK_ELEMENTS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip_depth:
-            self.parts.append(data)
-
-
-def html_to_text(markup: str) -> str:
-    """Readable plain text from an HTML fragment: tags dropped, paragraphs kept as blank lines."""
-    if "<" not in markup and "&" not in markup:
-        return _tidy(markup)
-    extractor = _TextExtractor()
-    extractor.feed(markup)
-    extractor.close()
-    return _tidy("".join(extractor.parts))
-
-
-def _tidy(text: str) -> str:
-    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    # Which path read the document: FAST (lxml), REFERENCE (feedparser) or JSON (a JSON Feed).
+    parser: str = REFERENCE
 
 
 def _utc(parsed: time.struct_time | None) -> datetime | None:
@@ -138,9 +98,15 @@ def _detail_text(value: str, detail: Any) -> str:
     return html_to_text(value) if "html" in kind else _tidy(html.unescape(value))
 
 
-def _entry_content(entry: Any) -> str:
-    parts = [_detail_text(c.get("value", ""), c) for c in entry.get("content") or []]
-    return "\n\n".join(part for part in parts if part)
+def _entry_content(entry: Any) -> tuple[str, dict[tuple[str, str], str]]:
+    """The entry's content as text, and each piece's text by (value, type) for reuse."""
+    texts: dict[tuple[str, str], str] = {}
+    for content in entry.get("content") or []:
+        key = (content.get("value", ""), content.get("type", "text/plain"))
+        if key not in texts:
+            texts[key] = _detail_text(key[0], content)
+    parts = [texts[(c.get("value", ""), c.get("type", "text/plain"))] for c in entry["content"]]
+    return "\n\n".join(part for part in parts if part), texts
 
 
 def _optional(value: Any) -> str | None:
@@ -177,7 +143,13 @@ def _to_entry(entry: Any, feed_url: str, language: str) -> ParsedEntry:
     title = _one_line(_detail_text(entry.get("title", ""), entry.get("title_detail")))
     # With content but no summary, feedparser copies the content into "summary" without its type.
     summary_detail = entry.get("summary_detail") or next(iter(entry.get("content") or []), None)
-    summary = _detail_text(entry.get("summary", ""), summary_detail)
+    summary_value = entry.get("summary", "")
+    content, content_texts = _entry_content(entry) if entry.get("content") else ("", {})
+    # Often the summary is the content itself: its text is worked out once.
+    summary_key = (summary_value, (summary_detail or {}).get("type", "text/plain"))
+    summary = content_texts.get(summary_key)
+    if summary is None:
+        summary = _detail_text(summary_value, summary_detail)
     # dict.get: feedparser's own .get maps a missing "updated" to "published", with a warning.
     updated = _utc(dict.get(entry, "updated_parsed"))
     return ParsedEntry(
@@ -185,7 +157,7 @@ def _to_entry(entry: Any, feed_url: str, language: str) -> ParsedEntry:
         link=_entry_link(entry, feed_url),
         title=title,
         summary=summary,
-        content=_entry_content(entry),
+        content=content,
         author=_one_line(html_to_text(entry.get("author", ""))),
         published_at=_utc(dict.get(entry, "published_parsed")) or updated,
         updated_at=updated,
@@ -200,6 +172,55 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     if body.lstrip()[:1] == b"{":
         return parse_json_feed(body, url=url)
     refuse_entity_declarations(body, url=url)
+    fast = _read_fast(body, url=url, content_type=content_type)
+    if fast is not None:
+        return fast
+    return _read_reference(body, url=url, content_type=content_type)
+
+
+def parse_feed_fast(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed | None:
+    """The fast path alone: a ParsedFeed, or None when the document must go to feedparser."""
+    refuse_entity_declarations(body, url=url)
+    return _read_fast(body, url=url, content_type=content_type)
+
+
+def parse_feed_reference(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
+    """The reference path alone: feedparser, whatever the document."""
+    refuse_entity_declarations(body, url=url)
+    return _read_reference(body, url=url, content_type=content_type)
+
+
+def _read_fast(body: bytes, *, url: str, content_type: str | None) -> ParsedFeed | None:
+    root = parse_well_formed(body)
+    if root is None or not _same_encoding(root, body, content_type):
+        return None
+    try:
+        document = read_document(root, html_names=_HTML_NAMES, parse_date=_feedparser_date)
+    except Declined:
+        return None
+    return _build_feed(document.version, document.feed, document.entries, url=url, parser=FAST)
+
+
+def _same_encoding(root: Any, body: bytes, content_type: str | None) -> bool:
+    # feedparser lets a charset in the Content-Type override the document's own declaration, and
+    # reads text/* without one as US-ASCII (RFC 3023); lxml always follows the document.
+    if not content_type:
+        return True
+    media_type, _, params = content_type.partition(";")
+    charset = next(
+        (p.split("=", 1)[1].strip(" \"'") for p in params.split(";") if "charset=" in p.lower()),
+        None,
+    )
+    if charset is None:
+        return not media_type.strip().lower().startswith("text/") or body.isascii()
+    declared = root.getroottree().docinfo.encoding or "utf-8"
+    try:
+        return codecs.lookup(charset).name == codecs.lookup(declared).name
+    except LookupError:
+        return False
+
+
+def _read_reference(body: bytes, *, url: str, content_type: str | None) -> ParsedFeed:
     # No content-location: feedparser would resolve a guid such as "42" against it, and then a
     # guid standing in for a link could not be told from a real link. We resolve links ourselves.
     headers = {"content-type": content_type} if content_type else {}
@@ -214,18 +235,32 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         if _looks_like_html(body):
             reason = "an HTML page, not a feed"
         raise ParseError(url, f"not a feed ({reason})")
-    meta = document.feed
+    version = str(document.get("version") or "")
+    return _build_feed(version, document.feed, document.entries, url=url, warning=warning)
+
+
+def _build_feed(
+    version: str,
+    meta: Any,
+    entries: list[Any],
+    *,
+    url: str,
+    warning: str | None = None,
+    parser: str = REFERENCE,
+) -> ParsedFeed:
+    # meta and entries are feedparser's dictionaries, or the fast path's of the same shape.
     language = str(meta.get("language") or "")
     return ParsedFeed(
         title=_one_line(_detail_text(meta.get("title", ""), meta.get("title_detail"))),
         site_url=urljoin(url, str(meta.get("link") or "")) if meta.get("link") else "",
         language=language,
-        version=str(document.get("version") or ""),
-        entries=[_to_entry(entry, url, language) for entry in document.entries],
+        version=version,
+        entries=[_to_entry(entry, url, language) for entry in entries],
         warning=warning,
         ttl=_optional(meta.get("ttl")),
         update_period=_optional(meta.get("sy_updateperiod")),
         update_frequency=_optional(meta.get("sy_updatefrequency")),
+        parser=parser,
     )
 
 
@@ -323,6 +358,7 @@ def parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
         language=language,
         version="json" + str(document["version"]).rstrip("/").rsplit("/", 1)[-1],
         entries=[_json_entry(item, url, language) for item in items if isinstance(item, dict)],
+        parser=JSON,
     )
 
 

@@ -6,9 +6,17 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 
 from monitor.errors import ParseError
-from monitor.sources.parse import ParsedEntry, ParsedFeed, html_to_text, parse_feed
+from monitor.sources.parse import (
+    ParsedEntry,
+    ParsedFeed,
+    html_to_text,
+    parse_feed,
+    sanitize_html,
+)
+from monitor.sources.sanitize import element_text
 
 FEED_URL = "https://news.example.com/feeds/world.xml"
 
@@ -176,10 +184,62 @@ def test_markup_becomes_plain_text(body: bytes, field: str, expected: str) -> No
         ("a&nbsp;&amp;&nbsp;b", "a & b"),
         ("  lots   of\t\tspace  ", "lots of space"),
         ("<div><p>one</p>\n\n\n<p>two</p></div>", "one\n\ntwo"),
+        # A void element has no end: one line break however it is written.
+        ("x<br/>y<br />z", "x\ny\nz"),
+        ("a<hr>b", "a\nb"),
+        ("<title>Kept</title> text", "Kept text"),
+        ("a<!-- hidden -->b", "ab"),
+        ('<iframe src="https://x.example/e"><a href="/">fallback</a></iframe>after', "after"),
+        ("Tom &amp; Jerry &lt;3 &#8217;", "Tom & Jerry <3 ’"),
+        ("AT&T", "AT&T"),
+        ("<P>Upper</P><SCRIPT>x()</SCRIPT>", "Upper"),
+        ("<td>1</td><td>2</td>", "12"),
+        ("", ""),
     ],
 )
 def test_html_to_text(markup: str, expected: str) -> None:
     assert html_to_text(markup) == expected
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "<p>A</p><script>bad()</script><p>B &amp; C</p>",
+        "x<br/>y<ul><li>a</li><li>b <em>c</em></li></ul>tail",
+        "<div><svg><text>t</text></svg><h2>H</h2>  spaced   out  </div>",
+    ],
+)
+def test_xhtml_elements_read_like_html(markup: str) -> None:
+    element = etree.fromstring(f'<div xmlns="http://www.w3.org/1999/xhtml">{markup}</div>')
+
+    assert element_text(element) == html_to_text(markup)
+
+
+@pytest.mark.parametrize(
+    ("markup", "expected"),
+    [
+        ("<p>Hi <b>there</b></p>", "<p>Hi <b>there</b></p>"),
+        ('<p onclick="x()" style="color:red">a</p>', "<p>a</p>"),
+        ("<script>alert(1)</script><style>p{}</style>ok", "ok"),
+        ('<iframe src="https://evil.example"></iframe>ok', "ok"),
+        (
+            '<a href="javascript:alert(1)">x</a>',
+            '<a rel="noopener noreferrer nofollow">x</a>',
+        ),
+        (
+            '<a href="https://x.example/" target="_blank">x</a>',
+            '<a href="https://x.example/" rel="noopener noreferrer nofollow">x</a>',
+        ),
+        (
+            '<img src="https://x.example/i.png" onerror="x()" alt="i">',
+            '<img src="https://x.example/i.png" alt="i">',
+        ),
+        ("<form><input name=q></form>text", "text"),
+        ("unclosed <em>emphasis", "unclosed <em>emphasis</em>"),
+    ],
+)
+def test_sanitize_html_keeps_only_the_allow_list(markup: str, expected: str) -> None:
+    assert sanitize_html(markup) == expected
 
 
 @pytest.mark.parametrize(
@@ -358,7 +418,9 @@ def test_html_page_is_named_as_such() -> None:
 def test_feed_without_items_is_a_feed() -> None:
     body = b'<rss version="2.0"><channel><title>Quiet</title></channel></rss>'
 
-    assert parse_feed(body, url=FEED_URL) == ParsedFeed("Quiet", "", "", "rss20", [], None)
+    assert parse_feed(body, url=FEED_URL) == ParsedFeed(
+        "Quiet", "", "", "rss20", [], None, parser="fast"
+    )
 
 
 JSON_FEED = b"""{
@@ -381,8 +443,8 @@ JSON_FEED = b"""{
 def test_json_feed_items_become_entries() -> None:
     feed = parse_feed(JSON_FEED, url=FEED_URL, content_type="application/feed+json")
 
-    assert (feed.title, feed.site_url, feed.language, feed.version) == (
-        "JSON World", "https://news.example.com/", "en", "json1.1",
+    assert (feed.title, feed.site_url, feed.language, feed.version, feed.parser) == (
+        "JSON World", "https://news.example.com/", "en", "json1.1", "json",
     )  # fmt: skip
     first, second = feed.entries
     assert first == ParsedEntry(
