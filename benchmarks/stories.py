@@ -2,10 +2,13 @@
 
 N is ``$MONITOR_BENCH_STORIES`` (default 20,000; the issue's figure is 100,000, which takes
 long here). One article in five is a syndicated copy (edited headline, byline, trimmed end) of
-an article of the last few hundred; the others are different stories made of sentences drawn
-at random from the corpus. Figures: time per article in save_new_articles as a whole and in
-story assignment alone (signature, band lookup, insert), database size per article, and the
-process's resident memory at each quarter of the run (flat: the index lives in the database).
+one of the last few hundred delivered by earlier calls; the others are different stories made
+of sentences drawn at random from the corpus. One table per database, a column per checkpoint
+(a tenth, a quarter, half, all of N): time per article in save_new_articles as a whole and in
+story assignment, split into signature, band lookup (with the comparison of candidates) and
+insert, each over the articles since the previous checkpoint, so growth with the archive
+shows; database size per article; and the process's resident memory (flat: the index lives
+in the database).
 """
 
 from __future__ import annotations
@@ -13,15 +16,19 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
 from benchmarks.common import Clock, Table, find_corpus, fresh_databases, progress
 from benchmarks.text import sample_articles
-from monitor.ingest import store, stories
+from monitor.ingest import sketch, store, stories
 from monitor.models import Story, utcnow
 from monitor.operations import open_database
 from monitor.settings import DatabaseSettings, Settings
@@ -44,36 +51,48 @@ def article_count() -> int:
     return int(os.environ.get(COUNT_ENV) or DEFAULT_COUNT)
 
 
-def synthetic_entries(count: int, rng: random.Random) -> list[ParsedEntry]:
-    """``count`` entries of about BODY_CHARS characters, COPY_SHARE of them syndicated copies."""
+def synthetic_batches(count: int) -> Iterator[list[ParsedEntry]]:
+    """``count`` entries of about BODY_CHARS characters, PER_CALL at a time, COPY_SHARE of them
+    syndicated copies; the same ones on every call.
+
+    Made as they are stored, not beforehand: a list of them all would hold hundreds of
+    megabytes, and the SQLite driver keeps a UTF-8 copy inside each non-ASCII string it binds,
+    so the process's memory would grow with the run whatever the index does.
+    """
+    rng = random.Random(SEED)
     articles, _source = sample_articles(find_corpus(), count=1000, rng=rng)
     sentences = [s for a in articles for s in _SENTENCE.split(a.body) if len(s) > 40]
     titles = [a.title for a in articles]
     now = utcnow()
-    entries: list[ParsedEntry] = []
-    for number in range(count):
-        if entries and rng.random() < COPY_SHARE:
-            original = entries[-rng.randint(1, min(len(entries), 300))]
-            paragraphs = original.content.split("\n\n")
-            body = "\n\n".join(["By Wire Staff", *paragraphs[: max(2, len(paragraphs) - 2)]])
-            title = f"{original.title} | Courier"
-        else:
-            body = _body(sentences, rng)
-            title = f"{rng.choice(titles)} {number}"
-        entries.append(
-            ParsedEntry(
-                guid=None,
-                link=f"https://news{number % FEEDS}.example/a/{number}",
-                title=title,
-                summary=body[:300],
-                content=body,
-                author="",
-                published_at=now - timedelta(seconds=count - number),
-                updated_at=None,
-                language="en",
+    # Copies come from earlier calls: within one call (one feed's document) a paragraph
+    # shared by two items is that feed's boilerplate, and is not compared.
+    earlier: deque[ParsedEntry] = deque(maxlen=300)
+    for first in range(0, count, PER_CALL):
+        batch = []
+        for number in range(first, min(count, first + PER_CALL)):
+            if earlier and rng.random() < COPY_SHARE:
+                original = earlier[-rng.randint(1, len(earlier))]
+                paragraphs = original.content.split("\n\n")
+                body = "\n\n".join(["By Wire Staff", *paragraphs[: max(2, len(paragraphs) - 2)]])
+                title = f"{original.title} | Courier"
+            else:
+                body = _body(sentences, rng)
+                title = f"{rng.choice(titles)} {number}"
+            batch.append(
+                ParsedEntry(
+                    guid=None,
+                    link=f"https://news{number % FEEDS}.example/a/{number}",
+                    title=title,
+                    summary=body[:300],
+                    content=body,
+                    author="",
+                    published_at=now - timedelta(seconds=count - number),
+                    updated_at=None,
+                    language="en",
+                )
             )
-        )
-    return entries
+        yield batch
+        earlier.extend(batch)
 
 
 def _body(sentences: list[str], rng: random.Random) -> str:
@@ -93,8 +112,13 @@ def rss_mb() -> float:
 
 
 def database_bytes(engine: Engine) -> tuple[int, int]:
-    """(whole database, story index and signatures) in bytes."""
+    """(whole database, story index: bands, stories and signatures) in bytes."""
     with engine.connect() as connection:
+        # Signatures have one size; summing length() would read every article's row.
+        signed = connection.execute(
+            text("SELECT count(*) FROM article WHERE signature IS NOT NULL")
+        ).scalar_one()
+        signatures = int(signed) * (sketch.NUM_PERM + 1) * 4
         if engine.dialect.name == "sqlite":
             page = connection.exec_driver_sql("PRAGMA page_size").scalar_one()
             pages = connection.exec_driver_sql("PRAGMA page_count").scalar_one()
@@ -105,10 +129,7 @@ def database_bytes(engine: Engine) -> tuple[int, int]:
                 ).scalar_one()
             except Exception:  # dbstat is an optional SQLite module
                 index = 0
-            signatures = connection.exec_driver_sql(
-                "SELECT coalesce(sum(length(signature)), 0) FROM article"
-            ).scalar_one()
-            return int(page * pages), int(index or 0) + int(signatures)
+            return int(page * pages), int(index or 0) + signatures
         total = connection.execute(
             text(
                 "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
@@ -117,35 +138,66 @@ def database_bytes(engine: Engine) -> tuple[int, int]:
             )
         ).scalar_one()
         index = connection.execute(
-            text(
-                "SELECT pg_total_relation_size('story_band') + pg_total_relation_size('story') "
-                "+ (SELECT coalesce(sum(pg_column_size(signature)), 0) FROM article)"
-            )
+            text("SELECT pg_total_relation_size('story_band') + pg_total_relation_size('story')")
         ).scalar_one()
-        return int(total), int(index)
+        return int(total), int(index) + signatures
+
+
+@dataclass(slots=True)
+class Segment:
+    """Seconds spent on the articles since the previous checkpoint, by part."""
+
+    articles: int = 0
+    total: float = 0.0
+    signature: float = 0.0
+    lookup: float = 0.0
+    insert: float = 0.0
+
+    def add(self, assignment: stories.StoryAssignment) -> None:
+        """Count one call's story assignment."""
+        self.signature += assignment.signature_seconds
+        self.lookup += assignment.lookup_seconds
+        self.insert += assignment.insert_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The figures of one checkpoint: the segment before it, then sizes and memory at it."""
+
+    articles: int
+    segment: Segment
+    total_bytes: int
+    index_bytes: int
+    rss_mb: float
 
 
 class _Timed:
-    """Wraps store.assign_stories to add up the time spent in it."""
+    """Wraps store.assign_stories to add each call's timings to the current segment."""
 
     def __init__(self) -> None:
-        self.seconds = 0.0
+        self.segment = Segment()
         self.inner = stories.assign_stories
 
-    def __call__(self, *args: object, **kwargs: object) -> object:
-        clock = Clock()
-        try:
-            return self.inner(*args, **kwargs)  # type: ignore[arg-type]
-        finally:
-            self.seconds += clock.seconds()
+    def __call__(self, *args: Any, **kwargs: Any) -> stories.StoryAssignment:
+        assignment = self.inner(*args, **kwargs)
+        self.segment.add(assignment)
+        return assignment
 
 
-def cluster(database_url: str, entries: list[ParsedEntry]) -> dict[str, float | int]:
-    """Deliver the entries to an empty database; the figures of one column."""
+def checkpoints(count: int) -> list[int]:
+    """Article counts at which figures are taken: a tenth, a quarter, a half, all."""
+    calls = -(-count // PER_CALL)
+    marks = {max(1, calls * share // 100) * PER_CALL for share in (10, 25, 50, 100)}
+    return sorted(min(mark, count) for mark in marks)
+
+
+def cluster(database_url: str, count: int) -> tuple[list[Checkpoint], int]:
+    """Deliver ``count`` entries to an empty database: figures at each checkpoint, and stories."""
     engine = open_database(Settings(database=DatabaseSettings(url=database_url)))
     timed = _Timed()
-    store.assign_stories = timed  # type: ignore[attr-defined,assignment]
-    figures: dict[str, float | int] = {}
+    store.assign_stories = timed  # type: ignore[attr-defined]
+    marks = checkpoints(count)
+    figures: list[Checkpoint] = []
     try:
         with Session(engine) as session, session.begin():
             feeds = [
@@ -158,68 +210,66 @@ def cluster(database_url: str, entries: list[ParsedEntry]) -> dict[str, float | 
                 or 0
                 for n in range(FEEDS)
             ]
-        clock = Clock()
-        calls = list(range(0, len(entries), PER_CALL))
-        quarters = {calls[len(calls) * q // 4 - 1]: q for q in (1, 2, 3, 4)}
-        for call, start in enumerate(calls):
+        done = 0
+        for call, batch in enumerate(synthetic_batches(count)):
+            clock = Clock()
             with Session(engine) as session, session.begin():
                 store.save_new_articles(
-                    session,
-                    feed_id=feeds[call % FEEDS],
-                    entries=entries[start : start + PER_CALL],
-                    now=utcnow(),
+                    session, feed_id=feeds[call % FEEDS], entries=batch, now=utcnow()
                 )
-            if start in quarters:
-                figures[f"rss{quarters[start]}"] = rss_mb()
-        figures["seconds"] = clock.seconds()
-        figures["story_seconds"] = timed.seconds
-        figures["total_bytes"], figures["index_bytes"] = database_bytes(engine)
+            timed.segment.total += clock.seconds()
+            timed.segment.articles += len(batch)
+            done += len(batch)
+            if done in marks:
+                total, index = database_bytes(engine)
+                figures.append(Checkpoint(done, timed.segment, total, index, rss_mb()))
+                timed.segment = Segment()
         with Session(engine) as session:
-            figures["stories"] = len(session.exec(select(Story.id)).all())
+            formed = len(session.exec(select(Story.id)).all())
     finally:
         store.assign_stories = timed.inner  # type: ignore[attr-defined]
         engine.dispose()
-    return figures
+    return figures, formed
 
 
 def run() -> list[Table]:
-    """Cluster the synthetic articles on each available database and tabulate the figures."""
+    """Cluster the synthetic articles on each available database; a table for each."""
     count = article_count()
-    rng = random.Random(SEED)
-    progress(f"stories: building {count:,} synthetic articles")
-    entries = synthetic_entries(count, rng)
-    runs: dict[str, dict[str, float | int]] = {}
+    tables: list[Table] = []
     with fresh_databases("bench_stories") as databases:
         for label, url in databases:
             progress(f"stories: clustering {count:,} articles in {label}")
-            runs[label] = cluster(url, entries)
-    table = Table(TITLE, list(runs))
-    results = list(runs.values())
-    table.add("articles", "", *(count for _ in results))
-    table.add("stories formed", "", *(int(r["stories"]) for r in results))
+            figures, formed = cluster(url, count)
+            tables.append(_table(label, figures, formed))
+    return tables
+
+
+def _table(label: str, figures: list[Checkpoint], formed: int) -> Table:
+    table = Table(f"{TITLE}, {label}", [f"{c.articles:,}" for c in figures])
+    segments = [c.segment for c in figures]
+    table.add("save_new_articles, all of it", "ms/article", *(_ms(s.total, s) for s in segments))
     table.add(
-        "save_new_articles, all of it", "ms/article", *(_ms(r["seconds"], count) for r in results)
-    )
-    table.add(
-        "story assignment (signature + lookup + insert)",
+        "story assignment",
         "ms/article",
-        *(_ms(r["story_seconds"], count) for r in results),
+        *(_ms(s.signature + s.lookup + s.insert, s) for s in segments),
     )
-    table.add("database size", "KB/article", *(r["total_bytes"] / 1024 / count for r in results))
+    table.add("  signature", "ms/article", *(_ms(s.signature, s) for s in segments))
+    table.add("  band lookup", "ms/article", *(_ms(s.lookup, s) for s in segments))
+    table.add("  insert (stories, bands)", "ms/article", *(_ms(s.insert, s) for s in segments))
+    table.add("database size", "bytes/article", *(c.total_bytes // c.articles for c in figures))
     table.add(
-        "of which story index", "KB/article", *(r["index_bytes"] / 1024 / count for r in results)
+        "of which story index", "bytes/article", *(c.index_bytes // c.articles for c in figures)
     )
-    for quarter in (1, 2, 3, 4):
-        table.add(
-            f"process memory after {quarter * 25}%",
-            "MB",
-            *(float(r.get(f"rss{quarter}", 0.0)) for r in results),
-        )
+    table.add("process memory (RSS)", "MB", *(c.rss_mb for c in figures))
+    table.notes.append(
+        "columns: articles stored so far; times are per article of the articles since the "
+        f"previous column. {formed:,} stories formed."
+    )
     table.notes.append(
         f"{COPY_SHARE:.0%} of the articles are syndicated copies; set {COUNT_ENV} for another N."
     )
-    return [table]
+    return table
 
 
-def _ms(seconds: float | int, count: int) -> float:
-    return float(seconds) * 1000 / max(1, count)
+def _ms(seconds: float, segment: Segment) -> float:
+    return seconds * 1000 / max(1, segment.articles)

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, update
+from sqlalchemy import ColumnElement, delete, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
 from monitor.db import dialect_insert
-from monitor.delivery.subscriptions import DueGroup
+from monitor.delivery.subscriptions import DueGroup, _stream_pattern
 from monitor.models import (
     Article,
     Delivery,
@@ -44,9 +45,15 @@ class PlannedDelivery:
 
 
 def candidate_items(session: Session, group: DueGroup) -> list[tuple[int, int]]:
-    """(article, topic) pairs matched for the group and not yet given to this subscriber.
+    """(article, topic) pairs matched for the group and new to this subscriber.
 
-    Each article appears once, under the topic it matched best.
+    Each article appears once, under the topic it matched best. An article is left out when
+    it was given to this subscriber before, or when its story was: a syndicated copy of a
+    story an earlier digest of the same stream carried (sent or still pending) is no news.
+    Story membership is fixed when an article is stored, so neither an edit of a delivered
+    article (it keeps its key, and is never listed again) nor a copy that arrives after the
+    edit brings the story back; a rewritten update reads differently and is a story of its own.
+    Copies within this one digest all stay: the digest shows them together, as one story.
     """
     delivered = select(DeliveryItem.article_id).where(
         DeliveryItem.subscriber_id == group.subscriber_id
@@ -59,6 +66,7 @@ def candidate_items(session: Session, group: DueGroup) -> list[tuple[int, int]]:
             col(Match.topic_id).in_(group.topic_ids),
             col(Article.first_seen_at) >= group.since,
             col(Match.article_id).not_in(delivered),
+            ~_story_delivered(group),
         )
         .order_by(col(Match.article_id), col(Match.score).desc(), col(Topic.slug))
     ).all()
@@ -66,6 +74,26 @@ def candidate_items(session: Session, group: DueGroup) -> list[tuple[int, int]]:
     for article_id, topic_id, _score, _slug in rows:
         best.setdefault(article_id, topic_id)
     return sorted(best.items())
+
+
+def _story_delivered(group: DueGroup) -> ColumnElement[bool]:
+    """Whether the candidate article's story is in an earlier delivery of the group's stream.
+
+    Correlated on the candidate's story: the article index on story_id finds its few members,
+    the unique (subscriber, article) index their items, however long the subscriber's history.
+    """
+    member = aliased(Article)
+    return (
+        select(DeliveryItem.id)
+        .join(member, col(member.id) == DeliveryItem.article_id)
+        .join(Delivery, col(Delivery.id) == DeliveryItem.delivery_id)
+        .where(
+            DeliveryItem.subscriber_id == group.subscriber_id,
+            col(member.story_id) == col(Article.story_id),
+            col(Delivery.period_key).like(_stream_pattern(group.period_key)),
+        )
+        .exists()
+    )
 
 
 def plan_delivery(
@@ -212,10 +240,12 @@ class Digest:
     frequency: str = ""
     # The previous digest's time (or the subscription's start): "nothing new since ...".
     since: datetime | None = None
+    # Articles the digest covers, every copy of a story counted (``total`` counts stories).
+    articles: int = 0
 
     @property
     def total(self) -> int:
-        """How many articles the digest covers, shown or not."""
+        """How many stories the digest covers, shown or not (a story lists its copies once)."""
         return sum(len(s.articles) + s.more for s in self.sections)
 
 
@@ -291,6 +321,7 @@ def load_digest(
         topic_ids=tuple(sorted({s.topic_id for s in subscriptions} | set(sections))),
         frequency=frequency,
         since=_previous_digest_time(session, delivery, frequency) or _started(subscriptions),
+        articles=len(rows),
     )
 
 

@@ -12,13 +12,12 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
 from monitor.db import dialect_insert
-from monitor.ingest.canonical import article_keys
+from monitor.ingest.canonical import ArticleKey, article_keys
+from monitor.ingest.sketch import Sketch, StoryRules, repeated_paragraphs
 from monitor.ingest.stories import (
-    StoryRules,
     assign_stories,
     lock_stories,
     refresh_story_counts,
-    repeated_paragraphs,
     retitle_stories,
 )
 from monitor.models import Article, Match, Tombstone, Topic, UTCDateTime
@@ -39,11 +38,26 @@ def entries_to_rows(
     tracking: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """Article rows for ``entries``, keyed, without repeats of one key within the batch."""
+    return _keyed_rows(entries, feed_id=feed_id, now=now, tracking=tracking)[0]
+
+
+def _keyed_rows(
+    entries: Sequence[ParsedEntry],
+    *,
+    feed_id: int,
+    now: datetime,
+    tracking: frozenset[str],
+    keys: Sequence[ArticleKey] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """entries_to_rows, and the position in ``entries`` of the entry each key's row came from."""
     rows: dict[str, dict[str, Any]] = {}
-    keys = article_keys(entries, feed_id=feed_id, tracking=tracking)
-    for entry, key in zip(entries, keys, strict=True):
+    positions: dict[str, int] = {}
+    if keys is None:
+        keys = article_keys(entries, feed_id=feed_id, tracking=tracking)
+    for position, (entry, key) in enumerate(zip(entries, keys, strict=True)):
         if key.key_hash in rows:
             continue
+        positions[key.key_hash] = position
         rows[key.key_hash] = {
             "key_hash": key.key_hash,
             "canonical_url": key.canonical_url,
@@ -59,7 +73,7 @@ def entries_to_rows(
             "first_seen_at": now,
             "content_hash": key.content_hash,
         }
-    return list(rows.values())
+    return list(rows.values()), positions
 
 
 def save_new_articles(
@@ -69,14 +83,26 @@ def save_new_articles(
     entries: Sequence[ParsedEntry],
     now: datetime,
     rules: StoryRules = DEFAULT_RULES,
+    sketches: Sequence[Sketch | None] | None = None,
+    keys: Sequence[ArticleKey] | None = None,
 ) -> list[Article]:
     """Store the entries: insert the new, update the edited, record sightings, assign stories.
 
     Returns only the new articles. An edited article (same key, other title or text) is updated
     in place, its previous title kept, and is not returned: an edit is not news. A key whose
     article was pruned (a tombstone) is ignored, so an old item a feed lists again stays gone.
+    ``sketches``, aligned with ``entries``, are their story sketches computed beforehand
+    (sketch_entries, perhaps in another process); without them the new articles' are computed
+    here, with the same result. ``keys``, also aligned, are their ``article_keys`` computed
+    beforehand in the same way.
     """
-    rows = entries_to_rows(entries, feed_id=feed_id, now=now, tracking=rules.tracking_parameters)
+    if sketches is not None and len(sketches) != len(entries):
+        raise ValueError(f"store: {len(sketches)} sketches for {len(entries)} entries")
+    if keys is not None and len(keys) != len(entries):
+        raise ValueError(f"store: {len(keys)} keys for {len(entries)} entries")
+    rows, positions = _keyed_rows(
+        entries, feed_id=feed_id, now=now, tracking=rules.tracking_parameters, keys=keys
+    )
     rows = _without_tombstones(session, rows)
     if not rows:
         return []
@@ -102,8 +128,17 @@ def save_new_articles(
     if new_ids:
         found = session.exec(select(Article).where(col(Article.id).in_(new_ids))).all()
         articles = sorted(found, key=lambda article: article.id or 0)
-        boilerplate = repeated_paragraphs(entry.content or entry.summary for entry in entries)
-        assign_stories(session, articles, now=now, rules=rules, boilerplate=boilerplate)
+        if sketches is None:
+            boilerplate = repeated_paragraphs(entry.content or entry.summary for entry in entries)
+            assign_stories(session, articles, now=now, rules=rules, boilerplate=boilerplate)
+        else:
+            assign_stories(
+                session,
+                articles,
+                now=now,
+                rules=rules,
+                sketches=[sketches[positions[article.key_hash]] for article in articles],
+            )
     refresh_story_counts(session, key_hashes=key_hashes, now=now)
     return articles
 

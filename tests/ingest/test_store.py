@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
-from monitor.ingest.store import KEYS_PER_STATEMENT, save_new_articles
+from monitor.ingest.canonical import article_keys
+from monitor.ingest.sketch import signature_bytes, sketch_entries
+from monitor.ingest.store import DEFAULT_RULES, KEYS_PER_STATEMENT, save_new_articles
 from monitor.models import Article, Sighting, Story
 from monitor.sources.feeds import add_feed
 from monitor.sources.parse import ParsedEntry
@@ -253,4 +255,77 @@ def test_the_same_link_from_two_feeds_is_one_article_in_one_story(engine: Engine
         article.id,
         1,
         2,
+    )
+
+
+TEXTS = [
+    "The council approved the budget after a long debate about schools, roads and the new "
+    "library that will open next spring in the old market hall.",
+    "A second version of the first story with other words about harbours, ferries and the "
+    "weather that kept the boats in port for most of the week.",
+    "Firefighters put out a blaze at a warehouse near the port early on Sunday morning, and "
+    "nobody was hurt, the fire service said in a statement.",
+]
+
+
+@pytest.mark.parametrize("precomputed", [False, True], ids=["inline", "precomputed"])
+def test_each_new_article_gets_the_sketch_of_the_first_entry_of_its_key(
+    engine: Engine, precomputed: bool
+) -> None:
+    feed_id = new_feed(engine, "https://news.example.com/rss")
+    entries = [
+        replace(story(1), content=TEXTS[0]),
+        replace(story(1), title="Story 1, again", content=TEXTS[1]),
+        replace(story(2), content=TEXTS[2]),
+    ]
+    items = [(entry.title, entry.content) for entry in entries]
+    sketches = sketch_entries(items, DEFAULT_RULES)
+
+    with Session(engine) as session, session.begin():
+        saved = save_new_articles(
+            session,
+            feed_id=feed_id,
+            entries=entries,
+            now=NOW,
+            sketches=sketches if precomputed else None,
+        )
+        stored = {article.title: article.signature for article in saved}
+
+    first, _repeat, other = sketches
+    assert first is not None
+    assert other is not None
+    assert stored == {
+        "Story 1": signature_bytes(first.signature),
+        "Story 2": signature_bytes(other.signature),
+    }
+
+
+@pytest.mark.parametrize("precomputed", [False, True], ids=["inline", "precomputed"])
+def test_keys_computed_beforehand_store_what_keys_computed_here_store(
+    engine: Engine, precomputed: bool
+) -> None:
+    feed_id = new_feed(engine, "https://news.example.com/rss")
+    entries = [
+        replace(story(1), link="https://news.example.com/a?utm_source=rss#top"),
+        replace(story(2), link="https://news.example.com/a"),
+        replace(story(3), link=None, guid="urn:three"),
+    ]
+    keys = article_keys(entries, feed_id=feed_id)
+
+    with Session(engine) as session, session.begin():
+        saved = save_new_articles(
+            session,
+            feed_id=feed_id,
+            entries=entries,
+            now=NOW,
+            keys=keys if precomputed else None,
+        )
+        stored = sorted((a.key_hash, a.canonical_url, a.title) for a in saved)
+
+    # The first two share a canonical URL: one article, the first entry's.
+    assert stored == sorted(
+        [
+            (keys[0].key_hash, "https://news.example.com/a", entries[0].title),
+            (keys[2].key_hash, None, entries[2].title),
+        ]
     )

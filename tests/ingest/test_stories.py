@@ -4,28 +4,41 @@ from __future__ import annotations
 
 import itertools
 import json
+import multiprocessing
 import threading
+import zlib
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
+from datasketch import MinHash
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from monitor.db import create_db_engine
-from monitor.ingest.store import save_new_articles
-from monitor.ingest.stories import (
+from monitor.db import create_db_engine, upgrade_database
+from monitor.ingest.sketch import (
+    LEAD_BANDS,
+    NUM_PERM,
+    PROBE_BANDS,
+    SEED,
+    Sketch,
     StoryRules,
     lead_words,
     repeated_paragraphs,
     signature_of,
     similarity,
+    sketch_entries,
+    sketch_of,
 )
+from monitor.ingest.store import save_new_articles
 from monitor.models import Article, Story, StoryBand
 from monitor.sources.feeds import add_feed
 from monitor.sources.parse import ParsedEntry
+from monitor.text import split_words
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "stories"
 NOW = datetime(2024, 9, 10, 12, 0, tzinfo=UTC)
@@ -103,8 +116,13 @@ def _text(article: dict[str, str]) -> dict[str, str]:
     return {"title": article["title"], "body": article["body"]}
 
 
-def ingest(engine: Engine, items: list[Item], rules: StoryRules = RULES) -> list[int | None]:
-    """Store the items, one feed per outlet, each feed's items in one batch; their story ids."""
+def ingest(
+    engine: Engine, items: list[Item], rules: StoryRules = RULES, *, precomputed: bool = False
+) -> list[int | None]:
+    """Store the items, one feed per outlet, each feed's items in one batch; their story ids.
+
+    ``precomputed``: sketch each batch beforehand with sketch_entries, as a worker process does.
+    """
     feeds: dict[str, list[tuple[int, Item]]] = {}
     for index, item in enumerate(items):
         feeds.setdefault(item.outlet, []).append((index, item))
@@ -125,8 +143,13 @@ def ingest(engine: Engine, items: list[Item], rules: StoryRules = RULES) -> list
         with Session(engine) as session, session.begin():
             feed_id = feed_ids[outlet]
             assert feed_id is not None
+            sketches = None
+            if precomputed:
+                sketches = sketch_entries(
+                    [(e.title, e.content or e.summary) for e in entries], rules
+                )
             saved = save_new_articles(
-                session, feed_id=feed_id, entries=entries, now=NOW, rules=rules
+                session, feed_id=feed_id, entries=entries, now=NOW, rules=rules, sketches=sketches
             )
             assert len(saved) == len(members)
             for (index, _item), article in zip(members, saved, strict=True):
@@ -281,8 +304,6 @@ def test_story_index_lives_in_the_database(db_url: str) -> None:
     base = corpus["bases"][2]
     original = Item("a", "wire", base["title"], base["body"])
     first_engine = create_db_engine(db_url)
-    from monitor.db import upgrade_database
-
     upgrade_database(first_engine)
     first = ingest(first_engine, [original])[0]
     first_engine.dispose()
@@ -294,15 +315,13 @@ def test_story_index_lives_in_the_database(db_url: str) -> None:
         bands = session.exec(select(StoryBand)).all()
     second_engine.dispose()
     assert first == second
-    assert len(bands) == 2 * 2 * 21
+    assert len(bands) == 2 * (PROBE_BANDS + LEAD_BANDS)
 
 
 @pytest.mark.postgres
 def test_two_workers_ingesting_copies_at_once_make_one_story(db_url: str) -> None:
     if not db_url.startswith("postgresql"):
         pytest.skip("concurrent workers share the index on PostgreSQL only")
-    from monitor.db import upgrade_database
-
     engine = create_db_engine(db_url)
     upgrade_database(engine)
     corpus = json.loads((FIXTURES / "corpus_articles.json").read_text())
@@ -349,3 +368,104 @@ def test_two_workers_ingesting_copies_at_once_make_one_story(db_url: str) -> Non
     assert len(articles) == 2 * len(rounds)
     assert len(stories) == len(rounds)
     assert all(story.article_count == 2 and story.outlet_count == 2 for story in stories)
+
+
+def partition(items: list[Item], stories: list[int | None]) -> set[frozenset[int]]:
+    """Which items share a story, whatever the story ids are."""
+    groups: dict[int, set[int]] = {}
+    for index, story in enumerate(stories):
+        groups.setdefault(story if story is not None else -1 - index, set()).add(index)
+    return {frozenset(members) for members in groups.values()}
+
+
+def stored_sketches(engine: Engine) -> dict[str, tuple[bytes | None, frozenset[int]]]:
+    """Each article's stored signature and band keys, by link."""
+    with Session(engine) as session:
+        articles = session.exec(select(Article)).all()
+        bands = session.exec(select(StoryBand)).all()
+    keys: dict[int, set[int]] = {}
+    for band in bands:
+        keys.setdefault(band.article_id, set()).add(band.band)
+    return {a.url: (a.signature, frozenset(keys.get(a.id or 0, ()))) for a in articles}
+
+
+def test_precomputed_sketches_give_the_same_stories_as_computed_inline(
+    engine: Engine, tmp_path: Path
+) -> None:
+    items = labelled_items()
+    inline_engine = create_db_engine(f"sqlite:///{tmp_path / 'inline.db'}")
+    upgrade_database(inline_engine)
+
+    precomputed = ingest(engine, items, precomputed=True)
+    inline = ingest(inline_engine, items)
+
+    assert partition(items, precomputed) == partition(items, inline)
+    assert stored_sketches(engine) == stored_sketches(inline_engine)
+    inline_engine.dispose()
+
+
+def test_sketch_entries_takes_the_boilerplate_of_its_batch() -> None:
+    footer = "More from our city desk every day at eight with the whole team in the studio now."
+    texts = [
+        "The council approved the budget after a long debate about schools and roads.",
+        "Firefighters put out a blaze at a warehouse near the port early on Sunday morning.",
+    ]
+    items = [(f"T{n}", f"{text}\n\n{footer}") for n, text in enumerate(texts)]
+
+    sketches = sketch_entries(items, RULES)
+
+    boilerplate = repeated_paragraphs(body for _title, body in items)
+    expected = [sketch_of(t, b, rules=RULES, boilerplate=boilerplate) for t, b in items]
+    assert [s and (s.signature.tolist(), s.bands) for s in sketches] == [
+        s and (s.signature.tolist(), s.bands) for s in expected
+    ]
+    alone = sketch_of(*items[0], rules=RULES)
+    assert alone is not None
+    assert sketches[0] is not None
+    assert alone.bands != sketches[0].bands
+
+
+def test_sketch_entries_runs_in_another_process() -> None:
+    corpus = json.loads((FIXTURES / "corpus_articles.json").read_text())
+    items = [(base["title"], base["body"]) for base in corpus["bases"][:3]] + [("Short", "")]
+    spawn = multiprocessing.get_context("spawn")
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        remote = pool.submit(sketch_entries, items, RULES).result(timeout=120)
+
+    local = sketch_entries(items, RULES)
+    assert remote[-1] is None
+    assert [(s.signature.tolist(), s.bands) for s in remote if isinstance(s, Sketch)] == [
+        (s.signature.tolist(), s.bands) for s in local if s is not None
+    ]
+
+
+def test_signatures_equal_those_of_datasketch() -> None:
+    """Vectorised here, computed by datasketch before: stored signatures stay comparable."""
+    words = split_words(
+        json.loads((FIXTURES / "corpus_articles.json").read_text())["bases"][0]["body"].lower()
+    )[:60]
+    signature = signature_of("", " ".join(words), rules=StoryRules(lead_words=60))
+    shingles = {zlib.crc32(" ".join(words[i : i + 3]).encode()) for i in range(len(words) - 2)}
+    minhash = MinHash(num_perm=NUM_PERM, seed=SEED, scheme="affine32", hashfunc=lambda v: v)
+    minhash.update_batch(list(shingles))
+
+    assert signature is not None
+    assert signature[:NUM_PERM].tolist() == np.asarray(minhash.hashvalues).tolist()
+    assert int(signature[NUM_PERM]) == len(shingles)
+
+
+def test_sketches_must_match_the_entries(engine: Engine) -> None:
+    corpus = json.loads((FIXTURES / "corpus_articles.json").read_text())
+    entry = entry_of(
+        Item("a", "wire", corpus["bases"][0]["title"], corpus["bases"][0]["body"]), "x"
+    )
+    with Session(engine) as session, session.begin():
+        feed_id = add_feed(
+            session, url="https://wire.example/feed", interval=timedelta(minutes=15), now=NOW
+        )[0].id
+        assert feed_id is not None
+        with pytest.raises(ValueError, match="1 entries"):
+            save_new_articles(
+                session, feed_id=feed_id, entries=[entry], now=NOW, rules=RULES, sketches=[]
+            )
