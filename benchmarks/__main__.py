@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import functools
+import json
 import os
 import platform
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from rich import box
 from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from benchmarks import digest, match, parse, poll, store, stories
+from benchmarks import digest, match, parse, poll, store, stories, workers
 from benchmarks.common import (
     Table,
     corpus_location,
@@ -32,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[], list[Table]]] = {
     "store": store.run,
     "digest": digest.run,
     "stories": stories.run,
+    "workers": workers.run,
 }
 
 
@@ -39,11 +45,15 @@ def render(table: Table) -> RichTable:
     """A benchmark table as Rich draws it: a figure per row, a variant per column."""
     rich_table = RichTable(box=box.SIMPLE_HEAD)
     rich_table.add_column("figure")
-    rich_table.add_column("unit")
+    # A table whose columns carry the units (poll's) has no use for the unit column.
+    units = any(row.unit for row in table.rows)
+    if units:
+        rich_table.add_column("unit")
     for variant in table.variants:
         rich_table.add_column(variant, justify="right")
     for row in table.rows:
-        rich_table.add_row(row.label, row.unit, *(format_value(v) for v in row.values))
+        values = [format_value(v) for v in row.values]
+        rich_table.add_row(row.label, *([row.unit] if units else []), *values)
     return rich_table
 
 
@@ -65,28 +75,74 @@ def describe_machine() -> str:
     )
 
 
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    """The benchmarks named and the options given."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="Run monitor's benchmarks and print tables."
+    )
+    parser.add_argument(
+        "names", nargs="*", metavar="name", help=f"benchmarks to run: {', '.join(BENCHMARKS)}"
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the tables here")
+    parser.add_argument(
+        "--feeds",
+        type=int,
+        metavar="N",
+        help="poll: N distinct feed URLs (the corpus repeated); beyond the corpus size only the "
+        "cold poll runs, for its memory",
+    )
+    parser.add_argument(
+        "--postgres", action="store_true", help="poll: also poll into PostgreSQL, when reachable"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="PATH",
+        help="poll: cProfile one more cold poll (parsing in-process) into PATH",
+    )
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(
+            f"unknown benchmark: {', '.join(unknown)} (choose from {', '.join(BENCHMARKS)})"
+        )
+    if args.feeds is not None and args.feeds < 1:
+        parser.error("--feeds must be at least 1")
+    return args
+
+
+def write_json(path: Path, machine: str, tables: list[Table]) -> None:
+    """The run's tables as JSON: a figure per row, a value per variant, and the notes."""
+    document = {"machine": machine, "tables": [dataclasses.asdict(table) for table in tables]}
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str]) -> int:
     """Run the benchmarks named in ``argv`` (all when none) and print their tables."""
-    if any(arg in ("-h", "--help") for arg in argv):
-        print(f"usage: python -m benchmarks [{' | '.join(BENCHMARKS)}] ...")
-        return 0
-    unknown = [name for name in argv if name not in BENCHMARKS]
-    if unknown:
-        names = ", ".join(BENCHMARKS)
-        print(f"unknown benchmark: {', '.join(unknown)} (choose from {names})", file=sys.stderr)
-        return 2
+    args = parse_arguments(argv)
+    options = poll.PollOptions(feeds=args.feeds, postgres=args.postgres, profile=args.profile)
+    benchmarks: dict[str, Callable[[], list[Table]]] = {
+        **BENCHMARKS,
+        "poll": functools.partial(poll.run, options),
+    }
     isolate_environment()
     # Piped output (make bench > file) gets room for the widest table instead of 80 columns.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else OUTPUT_WIDTH)
-    console.print(describe_machine(), markup=False, soft_wrap=True)
-    for name in argv or list(BENCHMARKS):
-        for table in BENCHMARKS[name]():
+    machine = describe_machine()
+    console.print(machine, markup=False, soft_wrap=True)
+    tables: list[Table] = []
+    for name in args.names or list(BENCHMARKS):
+        for table in benchmarks[name]():
+            tables.append(table)
             console.print()
             console.print(Text(table.title, style="bold"))
             if table.rows:
                 console.print(render(table))
             for note in table.notes:
                 console.print(f"  {note}", markup=False, soft_wrap=True)
+    if args.json is not None:
+        write_json(args.json, machine, tables)
+        console.print(f"\nfigures written to {args.json}", markup=False)
     return 0
 
 

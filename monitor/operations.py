@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from monitor.db import create_db_engine, upgrade_database
@@ -28,9 +30,16 @@ from monitor.delivery.subscriptions import (
     sync_subscriptions,
 )
 from monitor.errors import ConfigError, NotFoundError
+from monitor.ingest.pool import PreparePool, default_workers
 from monitor.ingest.prune import PruneResult, RetentionRules, prune_archive
-from monitor.ingest.refresh import RefreshContext, RefreshResult, refresh_feeds
-from monitor.ingest.stories import StoryRules
+from monitor.ingest.refresh import (
+    RefreshContext,
+    RefreshResult,
+    refresh_batches,
+    refresh_feeds,
+)
+from monitor.ingest.sketch import StoryRules
+from monitor.ingest.writer import BatchWriter
 from monitor.models import utcnow
 from monitor.reports import (
     DailyReport,
@@ -50,9 +59,9 @@ from monitor.sources.feeds import (
     all_active_feeds,
     feed_refs,
     import_feeds,
-    select_due_feeds,
 )
 from monitor.sources.fetch import build_client
+from monitor.sources.leases import count_due_feeds, refresh_claimed, worker_id
 from monitor.sources.opml import read_opml
 from monitor.sources.schedule import Bounds
 from monitor.topics.catalog import (
@@ -62,7 +71,7 @@ from monitor.topics.catalog import (
     read_topics_file,
     sync_topics,
 )
-from monitor.topics.tagging import load_matcher, retag_topic, topics_to_retag
+from monitor.topics.tagging import load_topic_set, retag_topic, topics_to_retag
 
 
 def open_database(settings: Settings) -> Engine:
@@ -102,6 +111,7 @@ def sync_config(engine: Engine, settings: Settings, *, now: datetime) -> ConfigS
         opml_feeds = read_opml(data, source=str(feeds_path))
     topics = read_topics_file(settings.config_file(settings.files.topics))
     with Session(engine) as session, session.begin():
+        _one_sync_at_a_time(session)
         known = {topic.slug for topic in list_topics(session)} | {t.slug for t in topics}
         subscribers = read_subscriptions_file(
             settings.config_file(settings.files.subscriptions), topics=known
@@ -111,6 +121,20 @@ def sync_config(engine: Engine, settings: Settings, *, now: datetime) -> ConfigS
         topic_sync = sync_topics(session, topics, now=now)
         subscription_sync = sync_subscriptions(session, subscribers, now=now)
     return ConfigSync(feeds, topic_sync, subscription_sync)
+
+
+# Any constant works; it only has to be the same in every monitor process sharing a database.
+_CONFIG_SYNC_LOCK_KEY = 0x6D6F6E73
+
+
+def _one_sync_at_a_time(session: Session) -> None:
+    """Hold PostgreSQL's lock on config syncing until the transaction ends.
+
+    Workers started together sync the same files; without it the second inserts the feeds the
+    first is inserting, and stops on the unique URL. SQLite's write lock does this already.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CONFIG_SYNC_LOCK_KEY})
 
 
 def story_rules(settings: Settings) -> StoryRules:
@@ -156,10 +180,13 @@ async def poll_feeds(
     on_done: Callable[[RefreshResult], None] | None = None,
     rng: random.Random | None = None,
     now: datetime | None = None,
+    pool: PreparePool | None = None,
 ) -> list[RefreshResult]:
     """Refresh the given feeds, the due ones, or every active feed, tagging what is new.
 
-    ``now`` pins the clock (for tests); otherwise each refresh reads the time itself.
+    ``now`` pins the clock (for tests); otherwise each refresh reads the time itself. ``pool``
+    prepares fetched documents (a long-running service keeps one); without it, one is started
+    for this poll as the settings say.
     """
     pinned = now
     clock: Callable[[], datetime] = utcnow if pinned is None else (lambda: pinned)
@@ -171,19 +198,30 @@ async def poll_feeds(
             if missing:
                 raise NotFoundError(f"no such feed: {', '.join(sorted(missing))} (add it first)")
         elif due_only:
-            feeds = select_due_feeds(session, now=now, limit=settings.schedule.feeds_per_tick)
+            # Only counted here: claimed below a batch at a time, leased, so workers share them.
+            feeds = []
+            due = min(count_due_feeds(session, now=now), settings.schedule.feeds_per_tick)
         else:
             feeds = all_active_feeds(session)
-        matcher = load_matcher(session)
+        topics = load_topic_set(session)
+    expected = due if due_only and not urls else len(feeds)
     if on_start is not None:
-        on_start(len(feeds))
-    if not feeds:
+        on_start(expected)
+    if not expected:
         return []
-    async with build_client(settings.fetch) as client:
+    async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(build_client(settings.fetch))
+        if pool is None:
+            pool = await stack.enter_async_context(prepare_pool(settings))
+        writer = await stack.enter_async_context(
+            BatchWriter(engine, batch=settings.fetch.write_batch)
+        )
         ctx = RefreshContext(
             engine=engine,
             client=client,
-            matcher=matcher,
+            topics=topics,
+            pool=pool,
+            writer=writer,
             fetch=settings.fetch,
             max_backoff=settings.schedule.max_backoff,
             rng=rng or random.Random(),
@@ -193,13 +231,29 @@ async def poll_feeds(
             jitter=settings.schedule.jitter,
             stories=story_rules(settings),
         )
-        return await refresh_feeds(
-            feeds,
-            ctx,
-            concurrency=settings.fetch.concurrency,
-            per_host=settings.fetch.per_host,
-            on_done=on_done,
+        concurrency, per_host = settings.fetch.concurrency, settings.fetch.per_host
+        if feeds:
+            return await refresh_feeds(
+                feeds, ctx, concurrency=concurrency, per_host=per_host, on_done=on_done
+            )
+        stream = partial(
+            refresh_batches, ctx=ctx, concurrency=concurrency, per_host=per_host, on_done=on_done
         )
+        return await refresh_claimed(
+            engine,
+            stream,
+            owner=worker_id(settings.schedule.worker_id),
+            lease=settings.schedule.lease,
+            batch=settings.fetch.concurrency,
+            limit=settings.schedule.feeds_per_tick,
+            clock=clock,
+        )
+
+
+def prepare_pool(settings: Settings) -> PreparePool:
+    """The pool that parses, sketches and tags fetched feeds, sized as the settings say."""
+    processes = settings.fetch.parse_processes
+    return PreparePool(default_workers() if processes is None else processes)
 
 
 async def send_digests(

@@ -24,6 +24,7 @@ from monitor.operations import (
     config_paths,
     last_full_day,
     poll_feeds,
+    prepare_pool,
     prune_articles,
     retag_pending_topics,
     send_digests,
@@ -60,12 +61,14 @@ class Service:
         self.settings = settings
         self.watcher = ConfigWatcher(config_paths(settings))
         self._running: set[asyncio.Task[None]] = set()
+        # One pool for the life of the service: its worker processes start once, not per tick.
+        self.pool = prepare_pool(settings)
 
     async def poll_tick(self) -> None:
         """Refresh every feed whose next check time has come."""
         if self.watcher.changed():
             await asyncio.to_thread(self._reload_config)
-        results = await poll_feeds(self.engine, self.settings, due_only=True)
+        results = await poll_feeds(self.engine, self.settings, due_only=True, pool=self.pool)
         if results:
             counts = Counter(result.status.value for result in results)
             log.info(
@@ -226,6 +229,7 @@ class Service:
             scheduler.pause()
             await self._drain()
             scheduler.shutdown(wait=False)
+            await self.pool.close()
             log.info("monitor stopped")
 
     async def _drain(self) -> None:

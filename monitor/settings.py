@@ -91,6 +91,11 @@ class FetchSettings(_Section):
     # Networks a feed may be fetched from besides the public Internet (CIDR, e.g. 10.1.0.0/16).
     # Loopback, private, link-local, CGNAT, multicast and reserved addresses are refused otherwise.
     allow_networks: list[Annotated[str, AfterValidator(_network)]] = []
+    # Processes that parse, sketch and tag fetched feeds: empty for one per core, 0 to do that
+    # work in a thread of the polling process (small installations, tests).
+    parse_processes: int | None = Field(default=None, ge=0)
+    # Feeds whose writes share one transaction (each in its own savepoint).
+    write_batch: int = Field(default=64, gt=0)
 
 
 class ScheduleSettings(_Section):
@@ -106,6 +111,12 @@ class ScheduleSettings(_Section):
     max_backoff: Duration = timedelta(hours=12)
     feeds_per_tick: int = Field(default=500, gt=0)
     shutdown_grace: Duration = timedelta(seconds=20)
+    # How long a worker holds a due feed it claimed: another worker takes the feed over only
+    # after this, so it must outlast a slow fetch (fetch.timeout) plus parsing and storing,
+    # waiting for a per-host slot included.
+    lease: Duration = timedelta(minutes=10)
+    # This worker's name in feed leases; empty: host name and process id. Unique per process.
+    worker_id: str = Field(default="", max_length=100)
 
 
 class MailSettings(_Section):

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
-from monitor.ingest.refresh import RefreshStatus
+from monitor.ingest.pool import PreparePool
+from monitor.ingest.refresh import RefreshResult, RefreshStatus
 from monitor.models import Article, Match, Sighting, Topic, utcnow
 from monitor.operations import open_database, poll_feeds, send_digests, sync_config
-from monitor.sources import parse
+from monitor.settings import Settings
 from tests.utils.config import ConfigWriter, fixture_feed
 from tests.utils.feedserver import FeedServer
 from tests.utils.smtpserver import SmtpServer
@@ -41,24 +41,27 @@ def _topics_by_title(session: Session) -> dict[str, set[str]]:
 
 
 @pytest.fixture
-def count_parses(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
-    """Count calls of the parser, to prove a 304 or an unchanged body costs no parse."""
-    calls = []
-    real = parse.parse_feed
+def pool() -> PreparePool:
+    """Two real worker processes; their document count proves a 304 or an unchanged body costs
+    no parse."""
+    return PreparePool(2)
 
-    def counting(*args: Any, **kwargs: Any) -> parse.ParsedFeed:
-        calls.append(args)
-        return real(*args, **kwargs)
 
-    monkeypatch.setattr(parse, "parse_feed", counting)
-    return lambda: len(calls)
+def poll(engine: Engine, settings: Settings, pool: PreparePool) -> list[RefreshResult]:
+    """One poll of every feed through ``pool``, closed afterwards as a poll's own pool is."""
+
+    async def run() -> list[RefreshResult]:
+        async with pool:
+            return await poll_feeds(engine, settings, pool=pool)
+
+    return asyncio.run(run())
 
 
 def test_poll_tag_and_digest_through_real_servers(
     config: ConfigWriter,
     feed_server: FeedServer,
     smtp_server: SmtpServer,
-    count_parses: Callable[[], int],
+    pool: PreparePool,
 ) -> None:
     world = feed_server.add("/world.rss", fixture_feed("world.rss"))
     markets = feed_server.add(
@@ -70,11 +73,11 @@ def test_poll_tag_and_digest_through_real_servers(
     engine = open_database(settings)
     sync_config(engine, settings, now=utcnow())
 
-    first = asyncio.run(poll_feeds(engine, settings))
+    first = poll(engine, settings, pool)
 
     assert {r.status for r in first} == {RefreshStatus.UPDATED}
     assert sum(r.new_articles for r in first) == 6  # 5 + 2, one story carried by both feeds
-    assert count_parses() == 2
+    assert pool.documents == 2
     with Session(engine) as session:
         topics = _topics_by_title(session)
         chip = session.exec(select(Article).where(Article.title.startswith("Chipmaker"))).one()
@@ -106,10 +109,10 @@ def test_poll_tag_and_digest_through_real_servers(
         assert not any(title in body for title in UNRELATED_TITLES)
     assert message["Subject"] == "[monitor] Election interference (1)"
 
-    second = asyncio.run(poll_feeds(engine, settings))
+    second = poll(engine, settings, pool)
 
     assert {r.status for r in second} == {RefreshStatus.NOT_MODIFIED}
-    assert count_parses() == 2  # a 304 costs no parse
+    assert pool.documents == 2  # a 304 costs no parse
     assert all(headers.get("if-none-match") for path, headers in feed_server.requests[-2:]), (
         "the second poll must send the ETag back"
     )
@@ -123,7 +126,7 @@ def test_poll_tag_and_digest_through_real_servers(
 
 
 def test_unchanged_body_without_validators_is_not_parsed_again(
-    config: ConfigWriter, feed_server: FeedServer, count_parses: Callable[[], int]
+    config: ConfigWriter, feed_server: FeedServer, pool: PreparePool
 ) -> None:
     url = feed_server.add("/world.rss", fixture_feed("world.rss"), validators=False)
     config.feeds = [url]
@@ -131,10 +134,10 @@ def test_unchanged_body_without_validators_is_not_parsed_again(
     engine = open_database(settings)
     sync_config(engine, settings, now=utcnow())
 
-    first = asyncio.run(poll_feeds(engine, settings))
-    second = asyncio.run(poll_feeds(engine, settings))
+    first = poll(engine, settings, pool)
+    second = poll(engine, settings, pool)
 
     assert [r.status for r in first] == [RefreshStatus.UPDATED]
     assert [r.status for r in second] == [RefreshStatus.UNCHANGED]
-    assert count_parses() == 1
+    assert pool.documents == 1
     assert feed_server.hits["/world.rss"] == 2

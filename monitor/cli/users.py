@@ -12,7 +12,6 @@ from sqlmodel import Session
 from monitor.cli.common import prepare, say, show, user_errors
 from monitor.errors import UsageError
 from monitor.models import utcnow
-from monitor.web.auth import add_user, check_password, list_users, set_password
 
 users_app = typer.Typer(help="Admin accounts of the web app: add, list, change a password.",
                         no_args_is_help=True)  # fmt: skip
@@ -25,6 +24,8 @@ StdinOption = Annotated[
 
 
 def _read_password(from_stdin: bool) -> str:
+    from monitor.web.auth import check_password  # FastAPI: only when needed
+
     # Never an option value: it would sit in the shell history and in `ps` output.
     if from_stdin:
         line = sys.stdin.readline().rstrip("\r\n")
@@ -39,6 +40,8 @@ def _read_password(from_stdin: bool) -> str:
 @user_errors
 def users_add(ctx: typer.Context, username: UsernameArgument, stdin: StdinOption = False) -> None:
     """Add an admin account (the password is asked for, or read with --password-stdin)."""
+    from monitor.web.auth import add_user  # FastAPI: only when needed
+
     password = _read_password(stdin)
     engine = prepare(ctx)
     with Session(engine) as session, session.begin():
@@ -52,6 +55,8 @@ def users_passwd(
     ctx: typer.Context, username: UsernameArgument, stdin: StdinOption = False
 ) -> None:
     """Set a new password; the user's open sessions end."""
+    from monitor.web.auth import set_password  # FastAPI: only when needed
+
     password = _read_password(stdin)
     engine = prepare(ctx)
     with Session(engine) as session, session.begin():
@@ -63,6 +68,8 @@ def users_passwd(
 @user_errors
 def users_list(ctx: typer.Context) -> None:
     """List admin accounts with when each last signed in."""
+    from monitor.web.auth import list_users  # FastAPI: only when needed
+
     engine = prepare(ctx)
     with Session(engine) as session:
         users = list_users(session)

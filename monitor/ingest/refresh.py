@@ -1,4 +1,8 @@
-"""Refresh a feed from start to end: fetch, parse, store the new articles, tag them, record."""
+"""Refresh a feed from start to end: fetch, prepare (parse, sketch, tag), store, record.
+
+Fetching runs on the event loop; preparing runs in the process pool (``PreparePool``); what a
+refresh writes goes through the ``BatchWriter``, in a transaction shared with other feeds'.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -16,15 +21,17 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from monitor.errors import FeedError
+from monitor.ingest.pool import PreparePool
+from monitor.ingest.prepare import FeedDocument, PreparedFeed, TopicSet, Unreadable
+from monitor.ingest.sketch import StoryRules
 from monitor.ingest.store import save_new_articles
-from monitor.ingest.stories import StoryRules
+from monitor.ingest.writer import BatchWriter
 from monitor.models import utcnow
 from monitor.settings import FetchSettings
-from monitor.sources import parse, schedule
+from monitor.sources import schedule
 from monitor.sources.feeds import CheckOutcome, FeedRef, record_failure, record_success
 from monitor.sources.fetch import FetchedFeed, FetchStatusError, fetch_feed
-from monitor.topics.matcher import Matcher
-from monitor.topics.tagging import save_matches, tag_articles
+from monitor.topics.tagging import ArticleMatch, save_matches
 
 log = logging.getLogger(__name__)
 DEFAULT_BOUNDS = schedule.Bounds(timedelta(minutes=5), timedelta(days=1))
@@ -54,11 +61,13 @@ class RefreshResult:
 
 @dataclass(slots=True)
 class RefreshContext:
-    """What every refresh in a run shares: database, HTTP client, compiled topics, settings."""
+    """What every refresh in a run shares: database, HTTP client, topics, pool, settings."""
 
     engine: Engine
     client: httpx.AsyncClient
-    matcher: Matcher
+    topics: TopicSet
+    pool: PreparePool
+    writer: BatchWriter
     fetch: FetchSettings
     max_backoff: timedelta
     rng: random.Random = field(default_factory=random.Random)
@@ -69,10 +78,19 @@ class RefreshContext:
     stories: StoryRules = field(default_factory=StoryRules)
 
 
-async def refresh_feed(feed: FeedRef, ctx: RefreshContext) -> RefreshResult:
-    """Refresh one feed and log one line saying how it went (status, new articles, duration)."""
+Slot = Callable[[], AbstractAsyncContextManager[object]]
+
+
+async def refresh_feed(
+    feed: FeedRef, ctx: RefreshContext, *, fetch_slot: Slot | None = None
+) -> RefreshResult:
+    """Refresh one feed and log one line saying how it went (status, new articles, duration).
+
+    ``fetch_slot`` is held around the HTTP exchange only: preparing and writing happen after
+    it is given back, so fetches never wait on parsing.
+    """
     started = time.monotonic()
-    result = await _refresh(feed, ctx)
+    result = await _refresh(feed, ctx, fetch_slot or nullcontext)
     duration = time.monotonic() - started
     if result.status is RefreshStatus.FAILED:
         log.warning(
@@ -96,7 +114,7 @@ async def refresh_feed(feed: FeedRef, ctx: RefreshContext) -> RefreshResult:
     return result
 
 
-async def _refresh(feed: FeedRef, ctx: RefreshContext) -> RefreshResult:
+async def _refresh(feed: FeedRef, ctx: RefreshContext, fetch_slot: Slot) -> RefreshResult:
     """This is the ONE place that catches every per-feed error."""
     now = ctx.clock()
     # Now and then a fetch without validators, because some servers' validators lie.
@@ -104,26 +122,46 @@ async def _refresh(feed: FeedRef, ctx: RefreshContext) -> RefreshResult:
         ctx.fetch.revalidate_every
     )
     try:
-        fetched = await fetch_feed(
-            ctx.client,
-            feed.url,
-            etag=None if full else feed.etag,
-            last_modified=None if full else feed.last_modified,
-            max_bytes=ctx.fetch.max_bytes,
-            deadline=ctx.fetch.timeout.total_seconds(),
-        )
+        async with fetch_slot():
+            fetched = await fetch_feed(
+                ctx.client,
+                feed.url,
+                etag=None if full else feed.etag,
+                last_modified=None if full else feed.last_modified,
+                max_bytes=ctx.fetch.max_bytes,
+                deadline=ctx.fetch.timeout.total_seconds(),
+            )
         if fetched.not_modified:
-            return await asyncio.to_thread(_record_unchanged, ctx, feed, fetched, now, None, full)
+            return await ctx.writer.write(
+                lambda session: _record_unchanged(session, ctx, feed, fetched, now, None, full)
+            )
         body_hash = fetched.body_hash
         if body_hash == feed.body_hash:
             # Some servers' validators lie: the bytes are what tells us nothing changed.
-            return await asyncio.to_thread(
-                _record_unchanged, ctx, feed, fetched, now, body_hash, full
+            return await ctx.writer.write(
+                lambda session: _record_unchanged(session, ctx, feed, fetched, now, body_hash, full)
             )
-        parsed = await asyncio.to_thread(
-            parse.parse_feed, fetched.body, url=fetched.url, content_type=fetched.content_type
+        document = FeedDocument(
+            feed_id=feed.id,
+            url=fetched.url,
+            body=fetched.body,
+            content_type=fetched.content_type,
+            feed_title=feed.title,
+            feed_url=feed.url,
         )
-        return await asyncio.to_thread(_ingest, ctx, feed, fetched, parsed, now, full)
+        prepared = await ctx.pool.prepare(document, ctx.topics, ctx.stories)
+        if isinstance(prepared, Unreadable):
+            if prepared.internal:
+                log.error(
+                    "feed preparation crashed feed_id=%s feed_url=%s\n%s",
+                    feed.id,
+                    feed.url,
+                    prepared.details,
+                )
+            return await _fail(ctx, feed, prepared.reason, now)
+        return await ctx.writer.write(
+            lambda session: _ingest(session, ctx, feed, fetched, prepared, now, full)
+        )
     except FetchStatusError as exc:
         retry_after = None
         if exc.retry_after is not None:
@@ -146,13 +184,15 @@ def _http_hint(fetched: FetchedFeed, now: datetime) -> schedule.Hint | None:
 
 
 def _ingest(
+    session: Session,
     ctx: RefreshContext,
     feed: FeedRef,
     fetched: FetchedFeed,
-    parsed: parse.ParsedFeed,
+    prepared: PreparedFeed,
     now: datetime,
     full: bool,
 ) -> RefreshResult:
+    parsed = prepared.parsed
     hint = schedule.longest_hint(
         schedule.feed_hint(
             ttl=parsed.ttl,
@@ -162,36 +202,44 @@ def _ingest(
         _http_hint(fetched, now),
     )
     rate = schedule.items_per_day([entry.published_at for entry in parsed.entries], now=now)
-    with Session(ctx.engine) as session, session.begin():
-        articles = save_new_articles(
-            session, feed_id=feed.id, entries=parsed.entries, now=now, rules=ctx.stories
-        )
-        tags = tag_articles(
-            ctx.matcher, articles, feed_title=parsed.title or feed.title, feed_url=feed.url
-        )
-        matches = save_matches(session, tags, now=now)
-        observed = schedule.Observations(
-            current=feed.interval,
-            default=ctx.default_interval,
-            rate=rate,
-            new_items=len(articles),
-            listed_items=len(parsed.entries),
-            first_check=feed.last_success_at is None,
-            hint=hint,
-        )
-        outcome = CheckOutcome(
-            etag=fetched.etag,
-            last_modified=fetched.last_modified,
-            body_hash=fetched.body_hash,
-            title=parsed.title,
-            site_url=parsed.site_url,
-            planned=schedule.plan_interval(observed, ctx.bounds),
-            items_per_day=rate,
-            hint=hint,
-            full_fetch=full,
-            moved_to=fetched.moved_to,
-        )
-        record_success(session, feed, outcome, now=now, rng=ctx.rng, jitter=ctx.jitter)
+    articles = save_new_articles(
+        session,
+        feed_id=feed.id,
+        entries=parsed.entries,
+        now=now,
+        rules=ctx.stories,
+        sketches=prepared.sketches,
+        keys=prepared.keys,
+    )
+    # Tagged in the pool by article key: only the new articles' hits are stored.
+    tags = [
+        ArticleMatch(article.id or 0, hit)
+        for article in articles
+        for hit in prepared.hits.get(article.key_hash, ())
+    ]
+    matches = save_matches(session, tags, now=now)
+    observed = schedule.Observations(
+        current=feed.interval,
+        default=ctx.default_interval,
+        rate=rate,
+        new_items=len(articles),
+        listed_items=len(parsed.entries),
+        first_check=feed.last_success_at is None,
+        hint=hint,
+    )
+    outcome = CheckOutcome(
+        etag=fetched.etag,
+        last_modified=fetched.last_modified,
+        body_hash=fetched.body_hash,
+        title=parsed.title,
+        site_url=parsed.site_url,
+        planned=schedule.plan_interval(observed, ctx.bounds),
+        items_per_day=rate,
+        hint=hint,
+        full_fetch=full,
+        moved_to=fetched.moved_to,
+    )
+    record_success(session, feed, outcome, now=now, rng=ctx.rng, jitter=ctx.jitter)
     if parsed.warning:
         log.warning(
             "feed is malformed feed_id=%s feed_url=%s warning=%s", feed.id, feed.url, parsed.warning
@@ -202,6 +250,7 @@ def _ingest(
 
 
 def _record_unchanged(
+    session: Session,
     ctx: RefreshContext,
     feed: FeedRef,
     fetched: FetchedFeed,
@@ -217,15 +266,14 @@ def _record_unchanged(
         first_check=feed.last_success_at is None,
         hint=hint,
     )
-    with Session(ctx.engine) as session, session.begin():
-        outcome = CheckOutcome(
-            etag=fetched.etag,
-            last_modified=fetched.last_modified,
-            planned=schedule.plan_interval(observed, ctx.bounds),
-            full_fetch=full,
-            moved_to=fetched.moved_to,
-        )
-        record_success(session, feed, outcome, now=now, rng=ctx.rng, jitter=ctx.jitter)
+    outcome = CheckOutcome(
+        etag=fetched.etag,
+        last_modified=fetched.last_modified,
+        planned=schedule.plan_interval(observed, ctx.bounds),
+        full_fetch=full,
+        moved_to=fetched.moved_to,
+    )
+    record_success(session, feed, outcome, now=now, rng=ctx.rng, jitter=ctx.jitter)
     status = RefreshStatus.UNCHANGED if body_hash else RefreshStatus.NOT_MODIFIED
     return RefreshResult(feed.id, feed.url, status)
 
@@ -239,22 +287,21 @@ async def _fail(
     retry_after: timedelta | None = None,
     disable: bool = False,
 ) -> RefreshResult:
-    def record() -> None:
-        with Session(ctx.engine) as session, session.begin():
-            record_failure(
-                session,
-                feed,
-                reason,
-                now=now,
-                max_backoff=ctx.max_backoff,
-                rng=ctx.rng,
-                retry_after=retry_after,
-                disable=disable,
-                jitter=ctx.jitter,
-            )
+    def record(session: Session) -> None:
+        record_failure(
+            session,
+            feed,
+            reason,
+            now=now,
+            max_backoff=ctx.max_backoff,
+            rng=ctx.rng,
+            retry_after=retry_after,
+            disable=disable,
+            jitter=ctx.jitter,
+        )
 
     try:
-        await asyncio.to_thread(record)
+        await ctx.writer.write(record)
     except Exception:  # the database itself is failing; the next tick tries again
         log.exception("cannot record feed failure feed_id=%s feed_url=%s", feed.id, feed.url)
     return RefreshResult(feed.id, feed.url, RefreshStatus.FAILED, error=reason)
@@ -268,21 +315,91 @@ async def refresh_feeds(
     per_host: int = 2,
     on_done: Callable[[RefreshResult], None] | None = None,
 ) -> list[RefreshResult]:
-    """Refresh ``feeds`` with at most ``concurrency`` at once, and at most ``per_host`` at once
-    to any one host; results in the order given."""
-    gate = asyncio.Semaphore(concurrency)
-    hosts: dict[str, asyncio.Semaphore] = {}
+    """Refresh ``feeds`` with at most ``concurrency`` fetches at once, and at most ``per_host`` at
+    once to any one host; results in the order given."""
+    refresher = _Refresher(ctx, concurrency=concurrency, per_host=per_host, on_done=on_done)
+    return list(await asyncio.gather(*(refresher.one(feed) for feed in feeds)))
 
-    async def one(feed: FeedRef) -> RefreshResult:
-        host_gate = hosts.setdefault(host_of(feed.url), asyncio.Semaphore(per_host))
-        # The host's gate first: a feed waiting for its host must not hold a global slot.
-        async with host_gate, gate:
-            result = await refresh_feed(feed, ctx)
-        if on_done is not None:
-            on_done(result)
+
+async def refresh_batches(
+    batches: AsyncIterator[list[FeedRef]],
+    ctx: RefreshContext,
+    *,
+    concurrency: int,
+    per_host: int = 2,
+    on_done: Callable[[RefreshResult], None] | None = None,
+) -> list[RefreshResult]:
+    """Refresh feeds as ``batches`` yields them, asking for the next batch as soon as there is
+    room (at most twice ``concurrency`` feeds taken and unfinished), so a slow feed never holds
+    the ones after it. Results in the order finished."""
+    refresher = _Refresher(ctx, concurrency=concurrency, per_host=per_host, on_done=on_done)
+    room = asyncio.Semaphore(concurrency * 2)
+    running: set[asyncio.Task[RefreshResult]] = set()
+    results: list[RefreshResult] = []
+
+    def finished(task: asyncio.Task[RefreshResult]) -> None:
+        running.discard(task)
+        room.release()
+        if not task.cancelled() and task.exception() is None:
+            results.append(task.result())
+
+    try:
+        async for batch in batches:
+            for feed in batch:
+                await room.acquire()
+                task = asyncio.create_task(refresher.one(feed))
+                running.add(task)
+                task.add_done_callback(finished)
+        while running:
+            await asyncio.gather(*running)
+    finally:
+        for task in running:
+            task.cancel()
+    return results
+
+
+class _Refresher:
+    """The limits one run shares: fetches at once, per host, and bodies in hand."""
+
+    def __init__(
+        self,
+        ctx: RefreshContext,
+        *,
+        concurrency: int,
+        per_host: int,
+        on_done: Callable[[RefreshResult], None] | None,
+    ) -> None:
+        self.ctx = ctx
+        self.per_host = per_host
+        self.on_done = on_done
+        self.gate = asyncio.Semaphore(concurrency)
+        # Fetched bodies waiting to be prepared or written: bounded, so memory is too.
+        self.in_hand = asyncio.Semaphore(concurrency * 2)
+        self.hosts: dict[str, asyncio.Semaphore] = {}
+
+    async def one(self, feed: FeedRef) -> RefreshResult:
+        """Refresh one feed within the limits."""
+        host_gate = self.hosts.setdefault(host_of(feed.url), asyncio.Semaphore(self.per_host))
+        holding = False
+
+        @asynccontextmanager
+        async def fetch_slot() -> AsyncIterator[None]:
+            nonlocal holding
+            # The host's gate first: a feed waiting for its host must not hold a global slot.
+            # Then room for one more body in hand: fetching stops while the pool catches up.
+            async with host_gate, self.gate:
+                await self.in_hand.acquire()
+                holding = True
+                yield
+
+        try:
+            result = await refresh_feed(feed, self.ctx, fetch_slot=fetch_slot)
+        finally:
+            if holding:
+                self.in_hand.release()
+        if self.on_done is not None:
+            self.on_done(result)
         return result
-
-    return list(await asyncio.gather(*(one(feed) for feed in feeds)))
 
 
 def host_of(url: str) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, select, update
 
 from monitor.errors import NotFoundError, UsageError
 from monitor.models import Feed, FeedState
@@ -37,9 +37,12 @@ class FeedRef:
     last_full_fetch_at: datetime | None = None
     items_per_day: float | None = None
     hint: schedule.Hint | None = None
+    # The worker that claimed the feed for this refresh (None: not claimed, as `monitor poll`).
+    lease_owner: str | None = None
 
 
-def _ref(feed: Feed) -> FeedRef:
+def ref_of(feed: Feed, *, lease_owner: str | None = None) -> FeedRef:
+    """A detached reference to a feed row; ``lease_owner`` only for a feed just claimed."""
     hint = None
     if feed.hint_seconds:
         hint = schedule.Hint(timedelta(seconds=feed.hint_seconds), feed.hint_source or "hint")
@@ -56,6 +59,7 @@ def _ref(feed: Feed) -> FeedRef:
         last_full_fetch_at=feed.last_full_fetch_at,
         items_per_day=feed.items_per_day,
         hint=hint,
+        lease_owner=lease_owner,
     )
 
 
@@ -149,7 +153,7 @@ def list_feeds(session: Session) -> list[Feed]:
 def feed_refs(session: Session, urls: Iterable[str]) -> list[FeedRef]:
     """References to the feeds with these URLs (unknown URLs are skipped)."""
     wanted = [url.strip() for url in urls]
-    return [_ref(feed) for feed in session.exec(select(Feed).where(col(Feed.url).in_(wanted)))]
+    return [ref_of(feed) for feed in session.exec(select(Feed).where(col(Feed.url).in_(wanted)))]
 
 
 def select_due_feeds(session: Session, *, now: datetime, limit: int) -> list[FeedRef]:
@@ -160,13 +164,13 @@ def select_due_feeds(session: Session, *, now: datetime, limit: int) -> list[Fee
         .order_by(col(Feed.next_check_at))
         .limit(limit)
     )
-    return [_ref(feed) for feed in session.exec(statement)]
+    return [ref_of(feed) for feed in session.exec(statement)]
 
 
 def all_active_feeds(session: Session) -> list[FeedRef]:
     """Every feed that is not disabled."""
     statement = select(Feed).where(Feed.state != FeedState.DISABLED).order_by(col(Feed.id))
-    return [_ref(feed) for feed in session.exec(statement)]
+    return [ref_of(feed) for feed in session.exec(statement)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +225,7 @@ def record_success(
     if outcome.moved_to:
         move_feed(session, row, outcome.moved_to)
     session.add(row)
+    release_lease(session, feed)
 
 
 def move_feed(session: Session, row: Feed, new_url: str) -> bool:
@@ -269,6 +274,24 @@ def record_failure(
         jitter=jitter,
     )
     session.add(row)
+    release_lease(session, feed)
+
+
+def release_lease(session: Session, feed: FeedRef) -> None:
+    """End the lease under which ``feed`` was refreshed, if its claimer still holds it.
+
+    The check is recorded whoever holds the feed now (it did happen, and the articles it found
+    are stored with it); but once our lease ran out another worker may have claimed the feed, and
+    its lease stays: clearing it would let a third worker fetch the feed while it is at work.
+    A conditional UPDATE, not the loaded row, decides, so a claim committed meanwhile is seen.
+    """
+    if feed.lease_owner is None:
+        return
+    session.execute(
+        update(Feed)
+        .where(col(Feed.id) == feed.id, col(Feed.lease_owner) == feed.lease_owner)
+        .values(lease_owner=None, lease_until=None)
+    )
 
 
 def retry_feeds(

@@ -14,6 +14,7 @@ from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from monitor.db import dialect_insert
+from monitor.ingest.prepare import TopicSet, topic_set
 from monitor.models import Article, Feed, Match, Topic
 from monitor.topics.matcher import ArticleView, Matcher, TopicHit, TopicRule
 from monitor.topics.query import Node, parse_query
@@ -40,6 +41,12 @@ def load_matcher(session: Session) -> Matcher:
     """Compile every enabled topic into one matcher."""
     topics = session.exec(select(Topic).where(col(Topic.enabled)).order_by(col(Topic.slug))).all()
     return Matcher(topic_rule(topic) for topic in topics)
+
+
+def load_topic_set(session: Session) -> TopicSet:
+    """Every enabled topic, as the plain values the prepare pool's workers compile."""
+    topics = session.exec(select(Topic).where(col(Topic.enabled)).order_by(col(Topic.slug))).all()
+    return topic_set(topics)
 
 
 def article_view(article: Article, *, feed_title: str = "", feed_url: str = "") -> ArticleView:

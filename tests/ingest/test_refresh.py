@@ -288,3 +288,19 @@ def test_one_structured_log_line_per_refresh(
     assert " duration=" in ok
     assert " status=failed " in failed
     assert "error=fetch: HTTP 500" in failed
+
+
+def test_a_slow_feed_does_not_hold_the_feeds_claimed_after_it(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    slow = feed_server.add("/slow.xml", FEED, chunk_size=len(FEED) // 2, chunk_delay=1.5)
+    fast = [feed_server.add(f"/{n}.xml", FEED) for n in range(8)]
+    add(engine, slow, *fast)
+
+    # Two fetches at once, claimed two at a time: the slow feed is in the first claim.
+    results = poll(engine, config=settings(concurrency=2, per_host=2))
+
+    assert all(r.status == RefreshStatus.UPDATED for r in results)
+    # Results come in the order finished: every later claim went by while the slow one ran.
+    assert [r.feed_url for r in results][-1] == slow
+    assert {r.feed_url for r in results[:-1]} == set(fast)

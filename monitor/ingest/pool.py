@@ -1,0 +1,202 @@
+"""Prepare fetched documents off the event loop: in worker processes, fed in batches.
+
+Fetching is I/O and stays on the event loop; parsing, story signatures and tagging are CPU and
+go to a process pool sized to the machine, so a poll keeps every core busy and a large feed
+being parsed never holds the fetches. Documents waiting together go to a worker as one batch
+(one round trip instead of one per feed). With ``workers=0`` the same work runs in a thread of
+this process, which is what small installations and most tests want.
+
+A worker that dies (a parser crash, the OOM killer) breaks the pool: it is started again, the
+batch is retried one document at a time, and a document that kills a worker on its own is
+reported unreadable, so one hostile feed cannot stop the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from types import TracebackType
+
+from monitor.ingest.prepare import FeedDocument, Prepared, TopicSet, Unreadable, prepare_batch
+from monitor.ingest.sketch import StoryRules
+
+log = logging.getLogger(__name__)
+BATCH_DOCUMENTS = 8
+BATCH_BYTES = 4_000_000
+PrepareBatch = Callable[[Sequence[FeedDocument], TopicSet, StoryRules], list[Prepared]]
+
+
+def default_workers() -> int:
+    """Worker processes for this machine: one per core the process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(slots=True)
+class _Job:
+    document: FeedDocument
+    topics: TopicSet
+    rules: StoryRules
+    done: asyncio.Future[Prepared]
+
+    def same_run(self, other: _Job) -> bool:
+        return self.topics.fingerprint == other.topics.fingerprint and self.rules == other.rules
+
+
+class PreparePool:
+    """Prepares documents in ``workers`` processes (0: in a thread), batching what waits."""
+
+    def __init__(
+        self,
+        workers: int,
+        *,
+        batch_documents: int = BATCH_DOCUMENTS,
+        batch_bytes: int = BATCH_BYTES,
+        prepare: PrepareBatch = prepare_batch,
+    ) -> None:
+        self.workers = workers
+        # A module-level function: it travels to the worker processes by name.
+        self._prepare = prepare
+        # Batches and documents handed to the workers so far (for logs, tests and benchmarks).
+        self.batches = 0
+        self.documents = 0
+        self._batch_documents = batch_documents
+        self._batch_bytes = batch_bytes
+        self._executor: Executor | None = None
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._dispatchers: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> PreparePool:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def prepare(
+        self, document: FeedDocument, topics: TopicSet, rules: StoryRules
+    ) -> Prepared:
+        """Parse, sketch and tag one document; never raises for a bad document."""
+        if self._queue is None:
+            self._start()
+        assert self._queue is not None
+        done: asyncio.Future[Prepared] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(document, topics, rules, done))
+        return await done
+
+    async def close(self) -> None:
+        """Stop the dispatchers and the worker processes."""
+        for task in self._dispatchers:
+            task.cancel()
+        for task in self._dispatchers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._dispatchers.clear()
+        self._queue = None
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+
+    def _start(self) -> None:
+        self._queue = asyncio.Queue()
+        if self.workers > 0:
+            self._executor = _process_executor(self.workers)
+        # Two batches per worker: one running, one waiting, so a worker never idles between.
+        count = max(1, self.workers) * 2
+        self._dispatchers = [asyncio.create_task(self._dispatch()) for _ in range(count)]
+
+    async def _dispatch(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        while True:
+            batch = [await queue.get()]
+            size = len(batch[0].document.body)
+            while (
+                len(batch) < self._batch_documents
+                and size < self._batch_bytes
+                and not queue.empty()
+            ):
+                job = queue.get_nowait()
+                if not job.same_run(batch[0]):
+                    queue.put_nowait(job)
+                    break
+                batch.append(job)
+                size += len(job.document.body)
+            try:
+                results = await self._run(batch)
+            except Exception as exc:  # never leave a caller waiting
+                log.exception("document preparation failed")
+                results = [Unreadable(f"internal error: {type(exc).__name__}: {exc}", True)] * len(
+                    batch
+                )
+            for job, result in zip(batch, results, strict=True):
+                if not job.done.done():
+                    job.done.set_result(result)
+
+    async def _run(self, batch: list[_Job]) -> list[Prepared]:
+        documents = [job.document for job in batch]
+        topics, rules = batch[0].topics, batch[0].rules
+        prepare = self._prepare
+        self.batches += 1
+        self.documents += len(documents)
+        if self._executor is None:
+            return await asyncio.to_thread(prepare, documents, topics, rules)
+        executor = self._executor
+        try:
+            return await _submit(executor, prepare, documents, topics, rules)
+        except BrokenProcessPool:
+            self._restart(executor)
+        results: list[Prepared] = []
+        # Which document killed the worker? Each alone in the new pool tells.
+        for document in documents:
+            executor = self._executor
+            try:
+                found = await _submit(executor, prepare, [document], topics, rules)
+                results.append(found[0])
+            except BrokenProcessPool:
+                self._restart(executor)
+                log.error("a worker process died preparing feed_url=%s", document.feed_url)
+                results.append(Unreadable("internal error: the parser process died on it", True))
+        return results
+
+    def _restart(self, broken: Executor | None) -> None:
+        # Every batch in flight on a broken pool fails; only the first to notice replaces it.
+        if broken is not self._executor:
+            return
+        self._executor = _process_executor(self.workers)
+        if broken is not None:
+            broken.shutdown(wait=False, cancel_futures=True)
+
+
+async def _submit(
+    executor: Executor,
+    prepare: PrepareBatch,
+    documents: Sequence[FeedDocument],
+    topics: TopicSet,
+    rules: StoryRules,
+) -> list[Prepared]:
+    # Submitted from a thread: a submit can start a worker process, which waits for the fork
+    # server (seconds, the first time: it imports the parsers), and the loop must keep fetching.
+    future = await asyncio.to_thread(executor.submit, prepare, documents, topics, rules)
+    return await asyncio.wrap_future(future)
+
+
+def _process_executor(workers: int) -> ProcessPoolExecutor:
+    # forkserver: fork is unsafe from a process with threads (ours has the event loop's and
+    # the database's), and spawn would import everything again for each worker.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["monitor.ingest.prepare"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
