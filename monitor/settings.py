@@ -91,8 +91,8 @@ class FetchSettings(_Section):
     # Networks a feed may be fetched from besides the public Internet (CIDR, e.g. 10.1.0.0/16).
     # Loopback, private, link-local, CGNAT, multicast and reserved addresses are refused otherwise.
     allow_networks: list[Annotated[str, AfterValidator(_network)]] = []
-    # Processes that parse, sketch and tag fetched feeds: empty for one per core, 0 to do that
-    # work in a thread of the polling process (small installations, tests).
+    # Processes that parse, sketch and tag fetched feeds: empty for one per core less one (the
+    # poller is busy too), 0 to do that work in a thread of the polling process.
     parse_processes: int | None = Field(default=None, ge=0)
     # Feeds whose writes share one transaction (each in its own savepoint).
     write_batch: int = Field(default=64, gt=0)
