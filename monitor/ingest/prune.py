@@ -15,8 +15,10 @@ from monitor.ingest.stories import prune_bands, recount_stories
 log = logging.getLogger(__name__)
 ARTICLES = SQLModel.metadata.tables["article"]
 MATCHES = SQLModel.metadata.tables["match"]
-# Rows that refer to an article and go with it.
-_DEPENDENTS = ("story_band", "sighting", "match", "deliveryitem")
+# Rows that refer to an article and go with it. Its story index rows (story_band) go by age
+# first (prune_bands); they are looked for by article only when retention is shorter than the
+# story window, because story_band has no index on article_id (it would cost every insert).
+_DEPENDENTS = ("sighting", "match", "deliveryitem")
 # Articles per transaction: a long prune does not hold the write lock for minutes at a time.
 CHUNK = 1000
 
@@ -47,17 +49,19 @@ def prune_archive(engine: Engine, rules: RetentionRules, *, now: datetime) -> Pr
     digest items go with it; stories are recounted, re-led, or removed when left empty.
     """
     articles = matched = stories = 0
+    with Session(engine) as session, session.begin():
+        bands = prune_bands(session, before=now - rules.story_window)
+    # Only articles younger than the window can still have index rows.
+    with_bands = rules.older_than < rules.story_window
     while True:
         with Session(engine) as session, session.begin():
             doomed = _doomed(session, rules, now=now)
             if not doomed:
                 break
-            counts = _remove(session, doomed, now=now)
+            counts = _remove(session, doomed, now=now, with_bands=with_bands)
         articles += len(doomed)
         matched += counts[0]
         stories += counts[1]
-    with Session(engine) as session, session.begin():
-        bands = prune_bands(session, before=now - rules.story_window)
     result = PruneResult(articles, matched, stories, bands)
     log.info(
         "pruned articles=%d matched=%d stories=%d bands=%d",
@@ -89,7 +93,11 @@ def _doomed(
 
 
 def _remove(
-    session: Session, doomed: list[tuple[int, str, int | None, bool]], *, now: datetime
+    session: Session,
+    doomed: list[tuple[int, str, int | None, bool]],
+    *,
+    now: datetime,
+    with_bands: bool,
 ) -> tuple[int, int]:
     ids = [article_id for article_id, _key, _story, _matched in doomed]
     tombstones = SQLModel.metadata.tables["tombstone"]
@@ -97,7 +105,7 @@ def _remove(
         dialect_insert(session, tombstones).on_conflict_do_nothing(index_elements=["key_hash"]),
         [{"key_hash": key, "pruned_at": now} for _id, key, _story, _matched in doomed],
     )
-    for name in _DEPENDENTS:
+    for name in _DEPENDENTS + (("story_band",) if with_bands else ()):
         table = SQLModel.metadata.tables[name]
         session.execute(table.delete().where(table.c.article_id.in_(ids)))
     session.execute(ARTICLES.delete().where(ARTICLES.c.id.in_(ids)))

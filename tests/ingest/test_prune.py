@@ -133,3 +133,23 @@ def test_prune_re_leads_and_recounts_stories(engine: Engine) -> None:
     prune_archive(engine, RetentionRules(older_than=timedelta(days=1)), now=NOW)
     with Session(engine) as session:
         assert session.exec(select(Story)).all() == []
+
+
+@pytest.mark.parametrize(("older_than_days", "gone"), [(1, True), (30, False)])
+def test_index_rows_go_with_an_article_pruned_inside_the_story_window(
+    engine: Engine, older_than_days: int, gone: bool
+) -> None:
+    feed_id = feed(engine, "https://news.example.com/rss")
+    save(engine, feed_id, [entry(1)], NOW - timedelta(days=3))
+    with Session(engine) as session:
+        assert session.exec(select(StoryBand)).all() != []
+
+    rules = RetentionRules(older_than=timedelta(days=older_than_days))
+    prune_archive(engine, rules, now=NOW)
+
+    with Session(engine) as session:
+        articles = session.exec(select(Article)).all()
+        bands = session.exec(select(StoryBand)).all()
+    # Three days old: inside the 7-day window, so its index rows are still there unless the
+    # article itself went (retention shorter than the window).
+    assert (articles == [], bands == []) == (gone, gone)
