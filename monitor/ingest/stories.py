@@ -305,11 +305,19 @@ def _new_stories(session: Session, leads: list[Article]) -> list[int]:
 def refresh_story_counts(session: Session, *, key_hashes: Sequence[str], now: datetime) -> None:
     """Recount articles and distinct outlets of the stories of these articles; mark them seen."""
     for start in range(0, len(key_hashes), 5000):
-        touched = select(col(Article.story_id)).where(
-            col(Article.key_hash).in_(key_hashes[start : start + 5000]),
-            col(Article.story_id).is_not(None),
-        )
-        _recount(session, STORIES.c.id.in_(touched), last_seen_at=now)
+        # The stories first, then an UPDATE of those ids: given the subquery instead,
+        # PostgreSQL scanned the whole story table, and the recount grew with the archive.
+        touched = session.execute(
+            select(col(Article.story_id))
+            .where(
+                col(Article.key_hash).in_(key_hashes[start : start + 5000]),
+                col(Article.story_id).is_not(None),
+            )
+            .distinct()
+        ).scalars()
+        story_ids = sorted(touched)
+        if story_ids:
+            _recount_listed(session, story_ids, last_seen_at=now)
 
 
 def recount_stories(session: Session, story_ids: Sequence[int]) -> None:
@@ -335,6 +343,42 @@ def recount_stories(session: Session, story_ids: Sequence[int]) -> None:
         session.execute(
             STORIES.delete().where(STORIES.c.id.in_(chunk), STORIES.c.lead_article_id.is_(None))
         )
+
+
+def _recount_listed(session: Session, story_ids: list[int], *, last_seen_at: datetime) -> None:
+    """_recount for a list of stories, counted in one grouped query and written by id.
+
+    As correlated subqueries of the UPDATE, PostgreSQL counted each story's outlets by a hash
+    join over the whole sighting table (a scan per story, growing with the archive); grouped
+    over the listed stories' articles, both counts come from the indexes.
+    """
+    member = ARTICLES.alias("member")
+    counts = session.execute(
+        select(
+            member.c.story_id,
+            func.count(func.distinct(member.c.id)),
+            func.count(func.distinct(SIGHTINGS.c.feed_id)),
+        )
+        .select_from(member.outerjoin(SIGHTINGS, SIGHTINGS.c.article_id == member.c.id))
+        .where(member.c.story_id.in_(story_ids))
+        .group_by(member.c.story_id)
+    ).all()
+    rows = [
+        {"s_id": story_id, "s_articles": articles, "s_outlets": outlets}
+        for story_id, articles, outlets in counts
+    ]
+    if not rows:
+        return
+    session.execute(
+        update(STORIES)
+        .where(STORIES.c.id == bindparam("s_id"))
+        .values(
+            article_count=bindparam("s_articles"),
+            outlet_count=bindparam("s_outlets"),
+            last_seen_at=last_seen_at,
+        ),
+        rows,
+    )
 
 
 def _recount(session: Session, which: ColumnElement[bool], **values: object) -> None:
