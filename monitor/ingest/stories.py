@@ -317,7 +317,7 @@ def refresh_story_counts(session: Session, *, key_hashes: Sequence[str], now: da
         ).scalars()
         story_ids = sorted(touched)
         if story_ids:
-            _recount_listed(session, story_ids, last_seen_at=now)
+            _recount(session, story_ids, last_seen_at=now)
 
 
 def recount_stories(session: Session, story_ids: Sequence[int]) -> None:
@@ -339,14 +339,18 @@ def recount_stories(session: Session, story_ids: Sequence[int]) -> None:
             .where(STORIES.c.id.in_(chunk), STORIES.c.lead_article_id.is_not(None))
             .values(title=title)
         )
-        _recount(session, STORIES.c.id.in_(chunk))
+        _recount(session, chunk)
         session.execute(
             STORIES.delete().where(STORIES.c.id.in_(chunk), STORIES.c.lead_article_id.is_(None))
         )
 
 
-def _recount_listed(session: Session, story_ids: list[int], *, last_seen_at: datetime) -> None:
-    """_recount for a list of stories, counted in one grouped query and written by id.
+def _recount(
+    session: Session, story_ids: list[int], *, last_seen_at: datetime | None = None
+) -> None:
+    """Count the articles and distinct outlets of these stories, in one grouped query, and
+    write them by id (and ``last_seen_at`` when given); stories left without articles are
+    not touched.
 
     As correlated subqueries of the UPDATE, PostgreSQL counted each story's outlets by a hash
     join over the whole sighting table (a scan per story, growing with the archive); grouped
@@ -369,34 +373,12 @@ def _recount_listed(session: Session, story_ids: list[int], *, last_seen_at: dat
     ]
     if not rows:
         return
+    seen = {} if last_seen_at is None else {"last_seen_at": last_seen_at}
     session.execute(
         update(STORIES)
         .where(STORIES.c.id == bindparam("s_id"))
-        .values(
-            article_count=bindparam("s_articles"),
-            outlet_count=bindparam("s_outlets"),
-            last_seen_at=last_seen_at,
-        ),
+        .values(article_count=bindparam("s_articles"), outlet_count=bindparam("s_outlets"), **seen),
         rows,
-    )
-
-
-def _recount(session: Session, which: ColumnElement[bool], **values: object) -> None:
-    member = ARTICLES.alias("member")
-    outlets = (
-        select(func.count(func.distinct(SIGHTINGS.c.feed_id)))
-        .join(member, member.c.id == SIGHTINGS.c.article_id)
-        .where(member.c.story_id == STORIES.c.id)
-        .scalar_subquery()
-    )
-    articles = (
-        select(func.count())
-        .select_from(member)
-        .where(member.c.story_id == STORIES.c.id)
-        .scalar_subquery()
-    )
-    session.execute(
-        update(STORIES).where(which).values(outlet_count=outlets, article_count=articles, **values)
     )
 
 
