@@ -21,7 +21,7 @@ from monitor.delivery.digest import AlsoCarried, load_digest
 from monitor.delivery.dispatch import plan_due_digests
 from monitor.delivery.render import build_environment, render_digest
 from monitor.ingest.store import save_new_articles
-from monitor.models import Delivery, DeliveryItem, Subscriber
+from monitor.models import Article, Delivery, DeliveryItem, Subscriber
 from monitor.operations import open_database, send_digests, sync_config
 from monitor.settings import Settings
 from monitor.sources.feeds import add_feed
@@ -60,31 +60,35 @@ ITEMS = [
 ]
 
 
+def store_item(session: Session, item: tuple[str, str, str, str], seen: datetime) -> list[Article]:
+    """Store one outlet's item from that outlet's feed, as polling does (stories assigned)."""
+    outlet, path, title, text = item
+    feed, _ = add_feed(
+        session,
+        url=f"https://{outlet.split()[0].lower()}.example/feed",
+        title=outlet,
+        interval=timedelta(minutes=15),
+        now=seen,
+    )
+    entry = ParsedEntry(
+        guid=None,
+        link=f"https://news.example/{path}",
+        title=title,
+        summary="",
+        content=text,
+        author="",
+        published_at=None,
+        updated_at=None,
+    )
+    return save_new_articles(session, feed_id=feed.id or 0, entries=[entry], now=seen)
+
+
 def planned_digest(engine: Engine) -> int:
     """Store the items as their outlets' feeds deliver them, and plan one delivery of all."""
     article_ids = []
-    for minutes, (outlet, path, title, text) in enumerate(ITEMS):
+    for minutes, item in enumerate(ITEMS):
         with Session(engine) as session, session.begin():
-            feed, _ = add_feed(
-                session,
-                url=f"https://{outlet.split()[0].lower()}.example/feed",
-                title=outlet,
-                interval=timedelta(minutes=15),
-                now=NOW,
-            )
-            entry = ParsedEntry(
-                guid=None,
-                link=f"https://news.example/{path}",
-                title=title,
-                summary="",
-                content=text,
-                author="",
-                published_at=None,
-                updated_at=None,
-            )
-            saved = save_new_articles(
-                session, feed_id=feed.id or 0, entries=[entry], now=NOW + timedelta(minutes=minutes)
-            )
+            saved = store_item(session, item, NOW + timedelta(minutes=minutes))
             article_ids.append(saved[0].id or 0)
     with Session(engine) as session, session.begin():
         topic = add_topic(session, "elections", "election*")
@@ -169,26 +173,8 @@ class Newsroom:
 
     def publish(self, item: tuple[str, str, str, str], *, seen: datetime) -> int:
         """Store one outlet's item as polling does (stories assigned) and tag it."""
-        outlet, path, title, text = item
         with Session(self.engine) as session, session.begin():
-            feed, _ = add_feed(
-                session,
-                url=f"https://{outlet.split()[0].lower()}.example/feed",
-                title=outlet,
-                interval=timedelta(minutes=15),
-                now=seen,
-            )
-            entry = ParsedEntry(
-                guid=None,
-                link=f"https://news.example/{path}",
-                title=title,
-                summary="",
-                content=text,
-                author="",
-                published_at=None,
-                updated_at=None,
-            )
-            saved = save_new_articles(session, feed_id=feed.id or 0, entries=[entry], now=seen)
+            saved = store_item(session, item, seen)
             save_matches(session, tag_articles(load_matcher(session), saved), now=seen)
             return (saved[0].id or 0) if saved else 0
 

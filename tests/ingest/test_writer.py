@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import Engine
@@ -12,7 +13,7 @@ from monitor.ingest.writer import BatchWriter
 from monitor.models import Feed
 
 
-def add_feed(url: str, *, fail: bool = False) -> object:
+def add_feed(url: str, *, fail: bool = False) -> Callable[[Session], str]:
     """A write job adding one feed; with ``fail``, it raises after its insert."""
 
     def job(session: Session) -> str:
@@ -25,11 +26,13 @@ def add_feed(url: str, *, fail: bool = False) -> object:
     return job
 
 
-async def write_all(writer: BatchWriter, jobs: list[object]) -> list[object]:
+async def write_all(
+    writer: BatchWriter, jobs: list[Callable[[Session], str]]
+) -> list[str | BaseException]:
     """Hand every job over at once, as concurrent refreshes do; results or exceptions."""
     async with writer:
         return list(
-            await asyncio.gather(*(writer.write(job) for job in jobs), return_exceptions=True)  # type: ignore[arg-type]
+            await asyncio.gather(*(writer.write(job) for job in jobs), return_exceptions=True)
         )
 
 
