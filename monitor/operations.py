@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from jinja2 import Environment
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
@@ -263,12 +264,14 @@ async def send_digests(
     scheduled: bool,
     email: str | None = None,
     now: datetime | None = None,
+    env: Environment | None = None,
 ) -> SendReport:
     """Plan digests (those due, instant ones included, or one per subscriber now) and send
     every pending delivery.
 
     ``now`` pins the clock (for tests); otherwise sending reads the time as it goes, so the
-    leases of a long batch are measured from when each claim is made.
+    leases of a long batch are measured from when each claim is made. ``env``: the templates
+    to render with (the service keeps its own); without it they are loaded and checked now.
     """
     pinned = now
     now = now or utcnow()
@@ -283,7 +286,7 @@ async def send_digests(
         plan_due_digests(engine, settings, now=now)
     else:
         plan_digests_now(engine, settings, now=now, email=email)
-    env = load_templates(settings)
+    env = env or load_templates(settings)
     async with open_transport(settings.mail) as transport:
         return await send_due_deliveries(
             engine, settings, transport, env, now=pinned, subscriber_id=subscriber_id
@@ -345,8 +348,10 @@ def build_daily_report(
     )
 
 
-async def send_outbox(engine: Engine, settings: Settings) -> SendReport:
+async def send_outbox(
+    engine: Engine, settings: Settings, *, env: Environment | None = None
+) -> SendReport:
     """Send every due delivery of the outbox (digests and reports), planning nothing."""
-    env = load_templates(settings)
+    env = env or load_templates(settings)
     async with open_transport(settings.mail) as transport:
         return await send_due_deliveries(engine, settings, transport, env)

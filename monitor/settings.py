@@ -269,6 +269,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     files: FilesSettings = FilesSettings()
     _config_dir: Path = PrivateAttr(default=Path("config"))
+    _config_path: Path | None = PrivateAttr(default=None)
 
     @classmethod
     def settings_customise_sources(
@@ -291,6 +292,11 @@ class Settings(BaseSettings):
         """The directory that holds ``monitor.toml`` and its companion files."""
         return self._config_dir
 
+    @property
+    def config_path(self) -> Path | None:
+        """The settings file these settings were read from (None: made in code)."""
+        return self._config_path
+
 
 def load_settings(path: Path | None = None) -> Settings:
     """Read settings from ``path`` (or ``$MONITOR_CONFIG``, or ``config/monitor.toml``) and env."""
@@ -309,6 +315,7 @@ def load_settings(path: Path | None = None) -> Settings:
     except ValidationError as exc:
         raise _config_error(exc, config_path, text) from None
     settings._config_dir = config_path.parent
+    settings._config_path = config_path
     return settings
 
 

@@ -131,7 +131,7 @@ def run(
     application = create_app(settings, engine, env=env) if web else None
     # SIGINT is handled inside the service; this catches one that lands before it starts.
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_service(engine, settings, web=application))
+        asyncio.run(run_service(engine, settings, web=application, templates=env))
 
 
 @app.command()

@@ -34,6 +34,7 @@ from monitor.delivery.subscriptions import (
     due_groups,
 )
 from monitor.errors import (
+    ConfigError,
     PermanentDeliveryError,
     TemporaryDeliveryError,
     TransportUnavailableError,
@@ -313,6 +314,22 @@ async def _send_one(sender: _Sender, delivery_id: int) -> None:
         log.error("delivery failed delivery_id=%s error=%s", delivery_id, exc)
         await asyncio.to_thread(_mark_failed, sender.engine, delivery_id, sender.worker, str(exc))
         report.failed.append(f"delivery {delivery_id}: {exc}")
+        return
+    except ConfigError as exc:
+        # A template that fails on this digest's data ({{ 1/0 }}, a missing key): this one
+        # waits, with the reason, and is tried again after the usual backoff, once the
+        # template is fixed; the other digests go.
+        log.error("digest waits for its template delivery_id=%s error=%s", delivery_id, exc)
+        await asyncio.to_thread(
+            _mark_retry,
+            sender.engine,
+            settings,
+            delivery_id,
+            sender.worker,
+            str(exc),
+            sender.clock(),
+        )
+        report.retrying.append(f"delivery {delivery_id}: {exc}")
         return
     failpoint("before-smtp")
     try:

@@ -71,6 +71,9 @@ def build_environment(override_dir: Path | None = None) -> Environment:
         # Feed text is untrusted: every .html template escapes by default.
         autoescape=lambda name: bool(name and name.endswith(".html")),
         undefined=StrictUndefined,
+        # Compiled once: the service reloads templates itself when a file changes, and keeps
+        # the previous ones when the new ones are broken (see ``load_templates``).
+        auto_reload=False,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
@@ -138,16 +141,18 @@ def render_template(env: Environment, name: str, context: dict[str, Any]) -> str
     """Render a template; a broken (overriding) template is a configuration error."""
     try:
         return env.get_template(name).render(context)
-    except TemplateError as exc:
+    except Exception as exc:  # an expression of the template failed too ({{ 1/0 }})
         raise template_error(exc, name) from None
 
 
-def template_error(exc: TemplateError, name: str) -> ConfigError:
-    """A template failure as a ConfigError naming the template file and line."""
+def template_error(exc: Exception, name: str) -> ConfigError:
+    """A template failure (its syntax, or an expression failing as it renders) as a
+    ConfigError naming the template file and line."""
     if isinstance(exc, TemplateSyntaxError):
         return ConfigError(exc.filename or name, f"template error: {exc.message}", line=exc.lineno)
     filename, line = _template_position(exc.__traceback__)
-    return ConfigError(filename or name, f"template error: {exc}", line=line)
+    message = str(exc) if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {exc}"
+    return ConfigError(filename or name, f"template error: {message}", line=line)
 
 
 def _template_position(tb: TracebackType | None) -> tuple[str | None, int | None]:

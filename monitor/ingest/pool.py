@@ -279,10 +279,8 @@ def _exit_with_parent(lifeline: Connection) -> None:
     """In a worker process: exit at once when the parent's end of ``lifeline`` closes."""
 
     def watch() -> None:
-        try:
+        with contextlib.suppress(EOFError, OSError):
             lifeline.recv_bytes()
-        except (EOFError, OSError):
-            pass
         # No cleanup: the parent that would read the results is gone.
         os._exit(0)
 

@@ -314,6 +314,59 @@ def test_broken_template_override_is_a_config_error_and_sends_nothing(
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 0)
 
 
+def test_template_failing_on_one_digest_holds_that_one_and_sends_the_others(
+    config: ConfigWriter, start: Callable[[], World]
+) -> None:
+    config.subscribers = subscribers(2)
+    templates = config.directory / "templates"
+    templates.mkdir(parents=True)
+    # Fails only on reader01's digest: the sample digest it is checked on renders.
+    subject = templates / "digest_subject.txt"
+    subject.write_text(
+        '{{ prefix }} news\n{% if digest.email == "reader01@example.org" %}{{ 1/0 }}{% endif %}\n'
+    )
+    world = start()
+    world.add_article("Election interference probe opens", {ELECTION: 3.0})
+
+    report = world.send(LATER)
+
+    assert report.sent == ["reader00@example.org"]
+    [waiting] = report.retrying
+    assert re.fullmatch(
+        r"delivery \d+: \S+/digest_subject\.txt:2: template error: "
+        r"ZeroDivisionError: division by zero",
+        waiting,
+    )
+    held = [d for d in world.deliveries() if d.status == DeliveryStatus.PENDING]
+    [delivery] = held
+    assert delivery.attempts == 1
+    assert delivery.next_attempt_at == LATER + world.settings.mail.retry_backoff
+    assert "digest_subject.txt:2" in (delivery.last_error or "")
+
+    subject.write_text("{{ prefix }} news\n")
+    retried = world.send(delivery.next_attempt_at, scheduled=True)
+
+    assert retried.sent == ["reader01@example.org"]
+    assert [m.message["Message-ID"] for m in world.smtp.messages][1] == delivery.message_id
+
+
+def test_template_runtime_error_at_start_is_one_line(
+    config: ConfigWriter, start: Callable[[], World]
+) -> None:
+    templates = config.directory / "templates"
+    templates.mkdir(parents=True)
+    (templates / "digest_subject.txt").write_text("{{ prefix }}\n{{ 1/0 }}\n")
+    start()
+
+    result = CliRunner().invoke(app, ["--config", str(config.directory), "digest", "send"])
+
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"error: {templates / 'digest_subject.txt'}:2: template error: "
+        "ZeroDivisionError: division by zero"
+    ]
+
+
 def test_period_without_new_matches_is_recorded_empty_and_sends_nothing(world: World) -> None:
     eight_in_berlin = datetime(2024, 9, 9, 6, 0, tzinfo=UTC)
 

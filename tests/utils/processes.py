@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -80,7 +81,5 @@ def kill_all(commands: dict[int, str]) -> None:
     behind); only a pid whose command line is still the one recorded, never a reused pid."""
     for pid in living(set(commands)):
         if command_line(pid) == commands[pid]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
