@@ -251,6 +251,8 @@ def digest_send(
         tell("failed", "red", line)
     if not (report.sent or report.retrying or report.failed):
         say("nothing new to send")
+    for line in report.waiting:
+        tell("waiting", "yellow", line)
     if report.failed or report.retrying:
         raise typer.Exit(1)
 

@@ -448,6 +448,41 @@ def test_preview_with_nothing_new_is_empty(world: World) -> None:
     assert world.row_counts() == counts
 
 
+def test_digest_on_demand_writes_nothing_for_those_with_nothing_new(
+    config: ConfigWriter, start: Callable[[], World]
+) -> None:
+    config.subscribers = subscribers(3)
+    world = start()
+
+    for minute in range(3):
+        report = world.send(LATER + timedelta(minutes=minute))
+        assert report.sent == []
+
+    assert world.deliveries() == []
+
+
+@pytest.mark.parametrize("notify_empty", [False, True])
+def test_dry_run_announces_what_the_real_send_sends(
+    config: ConfigWriter, start: Callable[[], World], notify_empty: bool
+) -> None:
+    config.subscribers = [
+        {"email": "quiet@example.org", "notify_empty": notify_empty, "topics": [ELECTION]},
+        {"email": "busy@example.org", "topics": [DISINFO]},
+    ]
+    world = start()
+    world.add_article("Troll farm exposed", {DISINFO: 3.0})
+    runner = CliRunner()
+    args = ["--config", str(config.directory), "digest", "send"]
+
+    dry = runner.invoke(app, [*args, "--dry-run"])
+    real = runner.invoke(app, args)
+
+    assert dry.exit_code == real.exit_code == 0, dry.output + real.output
+    assert dry.output == "would send to busy@example.org: [monitor] Russian disinformation (1)\n"
+    assert real.output.startswith("sent to busy@example.org via")
+    assert [r.recipients for r in world.smtp.messages] == [["busy@example.org"]]
+
+
 def test_delivery_rows_per_send(world: World) -> None:
     world.add_article("Election interference probe opens", {ELECTION: 3.0})
 
