@@ -29,6 +29,7 @@ from monitor.models import Topic, utcnow
 from monitor.settings import Settings
 from monitor.web.api import api_router
 from monitor.web.atom import atom_router
+from monitor.web.digests import digest_router
 from monitor.web.pages import HostResolver, install_pages, system_addresses
 from monitor.web.selfservice import selfservice_router
 
@@ -99,6 +100,7 @@ def create_app(
     app.include_router(api_router(settings, engine, clock=clock, resolve=resolve))
     app.include_router(atom_router(engine, base_url=settings.web.base_url, clock=clock))
     app.include_router(selfservice_router(engine, env, secret_key, clock=clock))
+    app.include_router(digest_router(settings, engine, env, secret_key))
     return app
 
 

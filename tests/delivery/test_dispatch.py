@@ -515,7 +515,7 @@ def test_long_digest_shows_the_newest_and_counts_the_rest(
         "* Newest probe",
         "* Middle probe",
     ]
-    assert "  ... and 1 more in this topic." in lines
+    assert "  ... and 1 more story in this topic. Every story of this digest:" in lines
 
 
 def test_retagged_article_already_delivered_is_not_delivered_again(world: World) -> None:
