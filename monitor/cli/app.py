@@ -141,8 +141,15 @@ def poll(
     feed: Annotated[
         list[str] | None, typer.Option("--feed", help="Only this feed URL (repeatable).")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Fetch feeds whose server asked to wait (Retry-After)."),
+    ] = False,
 ) -> None:
-    """Refresh every active feed now (or only --feed), store and tag new articles."""
+    """Refresh every active feed now (or only --feed), store and tag new articles.
+
+    Exits with status 1 when any feed failed (each is listed), 0 otherwise.
+    """
     settings = settings_of(ctx)
     engine = prepare(ctx)
     columns = (TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -161,28 +168,38 @@ def poll(
                 urls=feed,
                 on_start=lambda total: progress.update(task, total=total),
                 on_done=lambda _result: progress.advance(task),
+                force=force,
             )
         )
     _print_poll_summary(results)
+    if any(result.status is RefreshStatus.FAILED for result in results):
+        raise typer.Exit(1)
 
 
 def _print_poll_summary(results: list[RefreshResult]) -> None:
     counts = Counter(result.status for result in results)
     table = Table(title="poll", show_header=True)
-    for column in ("feeds", "ok", "not modified", "failed", "new articles", "matches"):
+    columns = ["feeds", "ok", "not modified", "failed", "new articles", "matches"]
+    values = [
+        len(results),
+        counts[RefreshStatus.UPDATED],
+        counts[RefreshStatus.NOT_MODIFIED] + counts[RefreshStatus.UNCHANGED],
+        counts[RefreshStatus.FAILED],
+        sum(r.new_articles for r in results),
+        sum(r.matches for r in results),
+    ]
+    if counts[RefreshStatus.DEFERRED]:
+        columns.insert(4, "deferred")
+        values.insert(4, counts[RefreshStatus.DEFERRED])
+    for column in columns:
         table.add_column(column, justify="right")
-    table.add_row(
-        str(len(results)),
-        str(counts[RefreshStatus.UPDATED]),
-        str(counts[RefreshStatus.NOT_MODIFIED] + counts[RefreshStatus.UNCHANGED]),
-        str(counts[RefreshStatus.FAILED]),
-        str(sum(r.new_articles for r in results)),
-        str(sum(r.matches for r in results)),
-    )
+    table.add_row(*(str(value) for value in values))
     show(table)
     for result in results:
         if result.status is RefreshStatus.FAILED:
             tell("failed", "red", f"{result.feed_url}: {result.error}")
+        elif result.status is RefreshStatus.DEFERRED:
+            tell("deferred", "yellow", f"{result.feed_url}: {result.warning}")
         elif result.warning:
             tell("malformed", "yellow", f"{result.feed_url}: {result.warning}")
 

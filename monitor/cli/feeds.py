@@ -14,6 +14,7 @@ from sqlmodel import Session
 from monitor.cli.common import prepare, say, settings_of, show, tell, user_errors
 from monitor.errors import ConfigError, NotFoundError, UsageError
 from monitor.models import FeedState, utcnow
+from monitor.operations import feed_admission
 from monitor.sources.feeds import add_feed, get_feed, import_feeds, list_feeds, retry_feeds
 from monitor.sources.health import feed_health
 from monitor.sources.opml import OpmlFeed, read_opml, write_opml
@@ -59,10 +60,16 @@ def feeds_add(
     settings = settings_of(ctx)
     engine = prepare(ctx)
     with Session(engine) as session, session.begin():
+        existing = get_feed(session, url)
+        checked = url.strip() if existing is not None else feed_admission(settings)(url)
         _, created = add_feed(
-            session, url=url, title=title, interval=settings.schedule.poll_interval, now=utcnow()
+            session,
+            url=checked,
+            title=title,
+            interval=settings.schedule.poll_interval,
+            now=utcnow(),
         )
-    say(f"{'added' if created else 'already there'}: {url.strip()}")
+    say(f"{'added' if created else 'already there'}: {checked}")
 
 
 @feeds_app.command("import-opml")
@@ -81,7 +88,11 @@ def feeds_import_opml(
     engine = prepare(ctx)
     with Session(engine) as session, session.begin():
         result = import_feeds(
-            session, outlines, interval=settings.schedule.poll_interval, now=utcnow()
+            session,
+            outlines,
+            interval=settings.schedule.poll_interval,
+            now=utcnow(),
+            admit=feed_admission(settings),
         )
     say(f"{len(result.added)} added, {len(result.existing)} already there")
     for rejected in result.rejected:

@@ -27,10 +27,11 @@ from monitor.delivery.tokens import (
 )
 from monitor.models import Topic, utcnow
 from monitor.settings import Settings
+from monitor.sources.admission import HostResolver, system_addresses
 from monitor.web.api import api_router
 from monitor.web.atom import atom_router
 from monitor.web.digests import digest_router
-from monitor.web.pages import HostResolver, install_pages, system_addresses
+from monitor.web.pages import install_pages
 from monitor.web.selfservice import selfservice_router
 
 PAGE = "unsubscribe.html"
