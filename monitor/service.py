@@ -366,16 +366,29 @@ async def run_service(
     templates: Environment | None = None,
 ) -> None:
     """Run the service until SIGINT or SIGTERM; with ``web``, serve it on web.host:web.port too."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
+    with _stop_on_signals() as stop:
         service = Service(engine, settings, templates=templates)
         if web is None:
             await service.run(stop)
         else:
             await asyncio.gather(service.run(stop), _serve_web(web, settings, stop))
+
+
+async def run_web(web: ASGIApp, settings: Settings) -> None:
+    """Serve the web app alone until SIGINT or SIGTERM, then stop as the service does (exit 0)."""
+    with _stop_on_signals() as stop:
+        await _serve_web(web, settings, stop)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM while the block runs."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield stop
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

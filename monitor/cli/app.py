@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import uvicorn
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlmodel import Session
@@ -33,7 +32,8 @@ from monitor.ingest.refresh import RefreshResult, RefreshStatus
 from monitor.ingest.store import list_articles
 from monitor.models import Frequency, utcnow
 from monitor.operations import open_database, poll_feeds, send_digests, sync_config
-from monitor.service import run_service
+from monitor.runlock import hold_service_lock
+from monitor.service import run_service, run_web
 from monitor.settings import Settings, load_settings, parse_duration
 from monitor.topics.catalog import get_topic
 
@@ -123,15 +123,17 @@ def run(
     logging.getLogger().setLevel(logging.INFO)
     settings = settings_of(ctx)
     env = load_templates(settings)  # a broken template is reported now, not at the first send
-    engine = prepare(ctx)
-    # The web app (FastAPI and its pages) is imported only when served: a poller without it
-    # starts faster and is some 70 MB smaller.
-    from monitor.web import create_app
+    # One service per SQLite file: a second one is refused before it touches anything.
+    with hold_service_lock(settings.database.url):
+        engine = prepare(ctx)
+        # The web app (FastAPI and its pages) is imported only when served: a poller without
+        # it starts faster and is some 70 MB smaller.
+        from monitor.web import create_app
 
-    application = create_app(settings, engine, env=env) if web else None
-    # SIGINT is handled inside the service; this catches one that lands before it starts.
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_service(engine, settings, web=application, templates=env))
+        application = create_app(settings, engine, env=env) if web else None
+        # SIGINT is handled inside the service; this catches one that lands before it starts.
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_service(engine, settings, web=application, templates=env))
 
 
 @app.command()
@@ -317,7 +319,10 @@ def web(ctx: typer.Context) -> None:
     from monitor.web import create_app
 
     application = create_app(settings, engine, env=env)
-    uvicorn.run(application, host=settings.web.host, port=settings.web.port, log_level="info")
+    logging.getLogger().setLevel(logging.INFO)
+    # SIGINT is handled inside; this catches one that lands before it starts.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_web(application, settings))
 
 
 def _mail_route(settings: Settings) -> str:
