@@ -35,6 +35,7 @@ from monitor.operations import open_database, poll_feeds, send_digests, sync_con
 from monitor.runlock import hold_service_lock
 from monitor.service import run_service, run_web
 from monitor.settings import Settings, load_settings, parse_duration
+from monitor.text import shorten
 from monitor.topics.catalog import get_topic
 
 app = typer.Typer(
@@ -233,7 +234,9 @@ def articles_list(
     for column in ("first seen", "topics", "title", "url"):
         table.add_column(column, overflow="fold")
     for article, slugs in rows:
-        table.add_row(_when(article.first_seen_at), ", ".join(slugs), article.title, article.url)
+        table.add_row(
+            _when(article.first_seen_at), ", ".join(slugs), shorten(article.title, 200), article.url
+        )
     show(table)
     say(f"{len(rows)} articles")
 

@@ -19,6 +19,10 @@ from monitor.sources.feeds import add_feed, get_feed, import_feeds, list_feeds, 
 from monitor.sources.health import feed_health
 from monitor.sources.opml import OpmlFeed, read_opml, write_opml
 from monitor.sources.schedule import format_span
+from monitor.text import shorten
+
+# A title in a table is cut here (one feed's was 10,000 characters); `feeds show` has it whole.
+TITLE_CHARS = 200
 
 feeds_app = typer.Typer(
     help="List, add, import and export feeds; show one, check their health, retry them.",
@@ -39,11 +43,11 @@ def feeds_list(ctx: typer.Context) -> None:
     for feed in feeds:
         table.add_row(
             feed.url,
-            feed.title,
+            shorten(feed.title, TITLE_CHARS),
             str(feed.state),
             str(feed.error_count),
             _when(feed.last_success_at),
-            feed.last_error or "",
+            feed.last_error or (f"warning: {feed.last_warning}" if feed.last_warning else ""),
         )
     show(table)
     say(f"{len(feeds)} feeds")
@@ -143,6 +147,7 @@ def feeds_show(
         ("disabled because", feed.disabled_reason or ""),
         ("error streak", str(feed.error_count)),
         ("last error", feed.last_error or ""),
+        ("last warning", feed.last_warning or ""),
         ("last check", _when(feed.last_checked_at)),
         ("last success", _when(feed.last_success_at)),
         ("next check", _when(feed.next_check_at)),
@@ -175,6 +180,8 @@ def feeds_health(ctx: typer.Context) -> None:
         table.add_column(column, overflow="fold")
     for row in rows:
         problem = row.disabled_reason if row.state == FeedState.DISABLED else row.last_error
+        if not problem and row.warning:
+            problem = f"warning: {row.warning}"
         table.add_row(
             row.url,
             str(row.state),

@@ -220,6 +220,8 @@ class FeedHealthOut(BaseModel):
     new_per_day: float
     next_check_at: datetime
     silent: str | None
+    # What the last parsed document warned of (malformed, items skipped); null: nothing.
+    warning: str | None = None
 
 
 class ImportOut(BaseModel):
@@ -545,6 +547,7 @@ def api_router(
                 new_per_day=row.new_per_day,
                 next_check_at=row.next_check_at,
                 silent=row.silent,
+                warning=row.warning,
             )
             for row in rows
         ]

@@ -58,6 +58,7 @@ from monitor.sources.feeds import add_feed, check_feed_url, list_feeds
 from monitor.sources.guard import AddressPolicy
 from monitor.sources.health import feed_health
 from monitor.sources.opml import OpmlFeed, read_opml, write_opml
+from monitor.text import shorten
 from monitor.topics.catalog import apply_changes, create_topic, get_topic, list_topics
 from monitor.topics.matcher import Span, explain
 from monitor.topics.query import QuerySyntaxError, parse_query
@@ -128,6 +129,7 @@ def page_environment() -> Environment:
     env.filters["highlight"] = highlight
     env.filters["safe_url"] = safe_url
     env.filters["field_ranges"] = field_ranges
+    env.filters["shorten"] = shorten
     env.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
     return env
 
