@@ -591,3 +591,23 @@ def test_topics_list_shows_queries(config: ConfigWriter) -> None:
         ["russian-disinformation", "Russian disinformation", "yes", "normal", "1",
          '"russian disinformation" OR "disinformation campaign*" OR "troll farm*"'],
     ]  # fmt: skip
+
+
+def test_articles_list_cuts_a_huge_title(config: ConfigWriter, feed_server: FeedServer) -> None:
+    title = "Breaking" + "x" * 10_000
+    body = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Long</title>'
+        f"<link>https://long.example/</link><item><title>{title}</title>"
+        "<link>https://long.example/a</link></item></channel></rss>"
+    ).encode()
+    config.feeds = [feed_server.add("/long.xml", body)]
+    path = config.write()
+    assert invoke(path, "poll")[0] == 0
+
+    code, output = invoke(path, "articles", "list")
+
+    assert code == 0
+    [row] = [line for line in output.splitlines() if "Breaking" in line]
+    assert "Breaking" + "x" * 150 in row
+    assert "x" * 300 not in row
+    assert "\u2026" in row
