@@ -65,9 +65,8 @@ def candidate_items(session: Session, group: DueGroup) -> list[tuple[int, int]]:
         DeliveryItem.subscriber_id == group.subscriber_id
     )
     rows = session.exec(
-        select(Match.article_id, Match.topic_id, Match.score, Topic)
+        select(Match.article_id, Match.topic_id, Match.score)
         .join(Article, col(Article.id) == Match.article_id)
-        .join(Topic, col(Topic.id) == Match.topic_id)
         .where(
             col(Match.topic_id).in_(group.topic_ids),
             col(Article.first_seen_at) >= group.since,
@@ -75,9 +74,16 @@ def candidate_items(session: Session, group: DueGroup) -> list[tuple[int, int]]:
             ~_story_delivered(group),
         )
     ).all()
+    topics = {
+        topic_id: (priority, slug)
+        for topic_id, priority, slug in session.exec(
+            select(Topic.id, Topic.priority, Topic.slug).where(col(Topic.id).in_(group.topic_ids))
+        )
+    }
     best: dict[int, tuple[tuple[int, float, str], int]] = {}
-    for article_id, topic_id, score, topic in rows:
-        rank = topic_rank(topic.priority, score, topic.slug)
+    for article_id, topic_id, score in rows:
+        priority, slug = topics[topic_id]
+        rank = topic_rank(priority, score, slug)
         if article_id not in best or rank < best[article_id][0]:
             best[article_id] = (rank, topic_id)
     return sorted((article_id, topic_id) for article_id, (_, topic_id) in best.items())
