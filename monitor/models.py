@@ -100,6 +100,10 @@ class Feed(SQLModel, table=True):
     # The worker refreshing the feed now, until when: others skip it until the lease runs out.
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # What the last good check warned of (a malformed document, items skipped); None: nothing.
+    last_warning: str | None = Field(default=None, sa_type=Text)
+    # Until when the server asked us to wait (Retry-After); a manual poll honours it too.
+    retry_after_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Article(SQLModel, table=True):

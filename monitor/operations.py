@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from jinja2 import Environment
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
@@ -35,6 +36,7 @@ from monitor.ingest.prune import PruneResult, RetentionRules, prune_archive
 from monitor.ingest.refresh import (
     RefreshContext,
     RefreshResult,
+    RefreshStatus,
     refresh_batches,
     refresh_feeds,
 )
@@ -54,13 +56,16 @@ from monitor.reports import (
 )
 from monitor.reports.mail import plan_report_deliveries
 from monitor.settings import Settings
+from monitor.sources.admission import admit_feed_url
 from monitor.sources.feeds import (
     FeedImport,
+    FeedRef,
     all_active_feeds,
     feed_refs,
     import_feeds,
 )
 from monitor.sources.fetch import build_client
+from monitor.sources.guard import AddressPolicy
 from monitor.sources.leases import count_due_feeds, refresh_claimed, worker_id
 from monitor.sources.opml import read_opml
 from monitor.sources.schedule import Bounds
@@ -90,6 +95,12 @@ class ConfigSync:
     subscriptions: SubscriptionSync
 
 
+def feed_admission(settings: Settings) -> Callable[[str], str]:
+    """The check a feed URL passes to be added (the address guard, as fetch.allow_networks
+    opens it): the same for the CLI, config/feeds.opml, OPML imports, the web and the API."""
+    return partial(admit_feed_url, policy=AddressPolicy.from_strings(settings.fetch.allow_networks))
+
+
 def config_paths(settings: Settings) -> list[Path]:
     """The companion files whose changes the service picks up."""
     files = settings.files
@@ -117,7 +128,9 @@ def sync_config(engine: Engine, settings: Settings, *, now: datetime) -> ConfigS
             settings.config_file(settings.files.subscriptions), topics=known
         )
         interval = settings.schedule.poll_interval
-        feeds = import_feeds(session, opml_feeds, interval=interval, now=now)
+        feeds = import_feeds(
+            session, opml_feeds, interval=interval, now=now, admit=feed_admission(settings)
+        )
         topic_sync = sync_topics(session, topics, now=now)
         subscription_sync = sync_subscriptions(session, subscribers, now=now)
     return ConfigSync(feeds, topic_sync, subscription_sync)
@@ -181,12 +194,15 @@ async def poll_feeds(
     rng: random.Random | None = None,
     now: datetime | None = None,
     pool: PreparePool | None = None,
+    force: bool = False,
 ) -> list[RefreshResult]:
     """Refresh the given feeds, the due ones, or every active feed, tagging what is new.
 
     ``now`` pins the clock (for tests); otherwise each refresh reads the time itself. ``pool``
     prepares fetched documents (a long-running service keeps one); without it, one is started
-    for this poll as the settings say.
+    for this poll as the settings say. A feed whose server asked us to wait (Retry-After) is
+    not fetched before the wait is over, on demand either, unless ``force``: it is reported
+    as deferred.
     """
     pinned = now
     clock: Callable[[], datetime] = utcnow if pinned is None else (lambda: pinned)
@@ -204,11 +220,15 @@ async def poll_feeds(
         else:
             feeds = all_active_feeds(session)
         topics = load_topic_set(session)
+    deferred = [] if force else [deferred_result(feed, now) for feed in feeds if waits(feed, now)]
+    if deferred:
+        waiting = {result.feed_id for result in deferred}
+        feeds = [feed for feed in feeds if feed.id not in waiting]
     expected = due if due_only and not urls else len(feeds)
     if on_start is not None:
         on_start(expected)
     if not expected:
-        return []
+        return deferred
     async with AsyncExitStack() as stack:
         client = await stack.enter_async_context(build_client(settings.fetch))
         if pool is None:
@@ -233,7 +253,7 @@ async def poll_feeds(
         )
         concurrency, per_host = settings.fetch.concurrency, settings.fetch.per_host
         if feeds:
-            return await refresh_feeds(
+            return deferred + await refresh_feeds(
                 feeds, ctx, concurrency=concurrency, per_host=per_host, on_done=on_done
             )
         stream = partial(
@@ -250,6 +270,23 @@ async def poll_feeds(
         )
 
 
+def waits(feed: FeedRef, now: datetime) -> bool:
+    """Whether the feed's server asked us to wait (Retry-After) and the wait is not over."""
+    return feed.retry_after_until is not None and feed.retry_after_until > now
+
+
+def deferred_result(feed: FeedRef, now: datetime) -> RefreshResult:
+    """A feed left alone because its server asked us to wait, saying until when."""
+    until = feed.retry_after_until or now
+    return RefreshResult(
+        feed.id,
+        feed.url,
+        RefreshStatus.DEFERRED,
+        warning=f"the server asked to wait until {until:%Y-%m-%d %H:%M} UTC (Retry-After); "
+        "--force polls it anyway",
+    )
+
+
 def prepare_pool(settings: Settings) -> PreparePool:
     """The pool that parses, sketches and tags fetched feeds, sized as the settings say."""
     processes = settings.fetch.parse_processes
@@ -263,12 +300,14 @@ async def send_digests(
     scheduled: bool,
     email: str | None = None,
     now: datetime | None = None,
+    env: Environment | None = None,
 ) -> SendReport:
     """Plan digests (those due, instant ones included, or one per subscriber now) and send
     every pending delivery.
 
     ``now`` pins the clock (for tests); otherwise sending reads the time as it goes, so the
-    leases of a long batch are measured from when each claim is made.
+    leases of a long batch are measured from when each claim is made. ``env``: the templates
+    to render with (the service keeps its own); without it they are loaded and checked now.
     """
     pinned = now
     now = now or utcnow()
@@ -283,7 +322,7 @@ async def send_digests(
         plan_due_digests(engine, settings, now=now)
     else:
         plan_digests_now(engine, settings, now=now, email=email)
-    env = load_templates(settings)
+    env = env or load_templates(settings)
     async with open_transport(settings.mail) as transport:
         return await send_due_deliveries(
             engine, settings, transport, env, now=pinned, subscriber_id=subscriber_id
@@ -345,8 +384,10 @@ def build_daily_report(
     )
 
 
-async def send_outbox(engine: Engine, settings: Settings) -> SendReport:
+async def send_outbox(
+    engine: Engine, settings: Settings, *, env: Environment | None = None
+) -> SendReport:
     """Send every due delivery of the outbox (digests and reports), planning nothing."""
-    env = load_templates(settings)
+    env = env or load_templates(settings)
     async with open_transport(settings.mail) as transport:
         return await send_due_deliveries(engine, settings, transport, env)

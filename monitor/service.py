@@ -14,10 +14,13 @@ from zoneinfo import ZoneInfo
 
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from jinja2 import Environment
+from pydantic import BaseModel
 from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
-from monitor.errors import MonitorError
+from monitor.delivery.render import load_templates
+from monitor.errors import ConfigError, MonitorError
 from monitor.models import utcnow
 from monitor.operations import (
     build_daily_report,
@@ -31,20 +34,35 @@ from monitor.operations import (
     send_outbox,
     sync_config,
 )
-from monitor.settings import Settings
+from monitor.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
+Stamp = tuple[int, int] | tuple[tuple[str, int, int], ...] | None
+# Settings read once, when the service starts: a change to them waits for a restart.
+RESTART_SETTINGS = (
+    ("database", None),
+    ("web", None),
+    ("files", None),
+    ("schedule", "tick"),
+    ("schedule", "worker_id"),
+    ("fetch", "parse_processes"),
+    ("reports", "timezone"),
+    ("reports", "build_at"),
+    ("retention", "prune_at"),
+    ("retention", "enabled"),
+)
 
 
 class ConfigWatcher:
-    """Notices when a companion configuration file changed since the last look."""
+    """Notices when configuration files (or the files of a directory) changed since the last
+    look."""
 
     def __init__(self, paths: list[Path]) -> None:
         self.paths = paths
         self._seen = self._stamps()
 
-    def _stamps(self) -> dict[Path, float | None]:
-        return {path: path.stat().st_mtime if path.exists() else None for path in self.paths}
+    def _stamps(self) -> dict[Path, Stamp]:
+        return {path: _stamp(path) for path in self.paths}
 
     def changed(self) -> bool:
         """Whether any file changed, appeared or vanished since the previous call."""
@@ -53,19 +71,68 @@ class ConfigWatcher:
         return changed
 
 
-class Service:
-    """Polls due feeds and sends due digests on every tick until asked to stop."""
+def _stamp(path: Path) -> Stamp:
+    """Modification time and size of a file, or of every file in a directory (None: absent)."""
+    try:
+        if path.is_dir():
+            return tuple(
+                sorted(
+                    (child.name, stat.st_mtime_ns, stat.st_size)
+                    for child in path.iterdir()
+                    if child.is_file() and (stat := child.stat())
+                )
+            )
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+
+def live_settings(current: Settings, fresh: Settings) -> tuple[Settings, list[str]]:
+    """``fresh`` with the settings read only at start kept as in ``current``; the names of
+    those that changed (they apply after a restart)."""
+    waiting: list[str] = []
+    sections: dict[str, BaseModel] = {}
+    for name, key in RESTART_SETTINGS:
+        old: BaseModel = getattr(current, name)
+        new: BaseModel = sections.get(name, getattr(fresh, name))
+        if key is None:
+            if old != new:
+                waiting.append(name)
+                sections[name] = old
+        elif getattr(old, key) != getattr(new, key):
+            waiting.append(f"{name}.{key}")
+            sections[name] = new.model_copy(update={key: getattr(old, key)})
+    return fresh.model_copy(update=sections), waiting
+
+
+class Service:
+    """Polls due feeds and sends due digests on every tick until asked to stop.
+
+    Configuration edits are picked up on the next tick: ``monitor.toml``, the feeds, topics and
+    subscriptions files, and the templates. A broken edit is logged once, and what was in
+    force before stays in force.
+    """
+
+    def __init__(
+        self, engine: Engine, settings: Settings, *, templates: Environment | None = None
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.watcher = ConfigWatcher(config_paths(settings))
+        self.settings_watcher = ConfigWatcher(
+            [settings.config_path] if settings.config_path is not None else []
+        )
+        self.template_watcher = ConfigWatcher([settings.config_file(settings.files.templates)])
+        self.templates = templates if templates is not None else load_templates(settings)
         self._running: set[asyncio.Task[None]] = set()
         # One pool for the life of the service: its worker processes start once, not per tick.
         self.pool = prepare_pool(settings)
 
     async def poll_tick(self) -> None:
         """Refresh every feed whose next check time has come."""
+        if self.settings_watcher.changed():
+            self._reload_settings()
         if self.watcher.changed():
             await asyncio.to_thread(self._reload_config)
         results = await poll_feeds(self.engine, self.settings, due_only=True, pool=self.pool)
@@ -85,7 +152,9 @@ class Service:
         Instant subscriptions are planned on every tick, so a match reaches them within one
         tick of being stored (``schedule.tick``), all of a tick's news in one e-mail.
         """
-        report = await send_digests(self.engine, self.settings, scheduled=True)
+        if self.template_watcher.changed():
+            self._reload_templates()
+        report = await send_digests(self.engine, self.settings, scheduled=True, env=self.templates)
         if report.sent or report.retrying or report.failed:
             log.info(
                 "digest tick sent=%d retrying=%d failed=%d",
@@ -119,7 +188,7 @@ class Service:
         )
         if built.planned:
             # Sent now rather than at the next digest tick: reviewers start their day with it.
-            sent = await send_outbox(self.engine, self.settings)
+            sent = await send_outbox(self.engine, self.settings, env=self.templates)
             log.info(
                 "outbox sent=%d retrying=%d failed=%d",
                 len(sent.sent),
@@ -140,6 +209,29 @@ class Service:
                 result.stories,
                 result.bands,
             )
+
+    def _reload_settings(self) -> None:
+        path = self.settings.config_path
+        try:
+            fresh = load_settings(path)
+        except ConfigError as exc:
+            log.error("settings not reloaded, keeping the previous ones: %s", exc)
+            return
+        self.settings, waiting = live_settings(self.settings, fresh)
+        log.info("settings reloaded from %s", path)
+        if waiting:
+            log.warning("settings changed that apply after a restart: %s", ", ".join(waiting))
+
+    def _reload_templates(self) -> None:
+        try:
+            templates = load_templates(self.settings)
+        except ConfigError as exc:
+            log.error("templates not reloaded, keeping the previous ones: %s", exc)
+            return
+        self.templates = templates
+        log.info(
+            "templates reloaded from %s", self.settings.config_file(self.settings.files.templates)
+        )
 
     def _reload_config(self) -> None:
         try:
@@ -266,19 +358,37 @@ async def _serve_web(app: ASGIApp, settings: Settings, stop: asyncio.Event) -> N
     await serving
 
 
-async def run_service(engine: Engine, settings: Settings, *, web: ASGIApp | None = None) -> None:
+async def run_service(
+    engine: Engine,
+    settings: Settings,
+    *,
+    web: ASGIApp | None = None,
+    templates: Environment | None = None,
+) -> None:
     """Run the service until SIGINT or SIGTERM; with ``web``, serve it on web.host:web.port too."""
+    with _stop_on_signals() as stop:
+        service = Service(engine, settings, templates=templates)
+        if web is None:
+            await service.run(stop)
+        else:
+            await asyncio.gather(service.run(stop), _serve_web(web, settings, stop))
+
+
+async def run_web(web: ASGIApp, settings: Settings) -> None:
+    """Serve the web app alone until SIGINT or SIGTERM, then stop as the service does (exit 0)."""
+    with _stop_on_signals() as stop:
+        await _serve_web(web, settings, stop)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM while the block runs."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        if web is None:
-            await Service(engine, settings).run(stop)
-        else:
-            await asyncio.gather(
-                Service(engine, settings).run(stop), _serve_web(web, settings, stop)
-            )
+        yield stop
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

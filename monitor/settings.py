@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import tomllib
@@ -20,7 +21,13 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from monitor.errors import ConfigError, UsageError
 
@@ -53,6 +60,25 @@ def _duration_field(value: object) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration_field)]
+
+
+def _list_field(value: object) -> object:
+    """A list given as text (an environment variable): a JSON list, or comma-separated."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ValueError(
+                f'not a list: {value!r} (use a JSON list, as ["a", "b"], or a, b)'
+            ) from None
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+# A list setting: a TOML array, or in MONITOR_* variables "a, b" as well as '["a", "b"]'.
+StrList = Annotated[list[str], NoDecode, BeforeValidator(_list_field)]
 
 
 class _Section(BaseModel):
@@ -90,7 +116,9 @@ class FetchSettings(_Section):
     revalidate_every: Duration = timedelta(days=1)
     # Networks a feed may be fetched from besides the public Internet (CIDR, e.g. 10.1.0.0/16).
     # Loopback, private, link-local, CGNAT, multicast and reserved addresses are refused otherwise.
-    allow_networks: list[Annotated[str, AfterValidator(_network)]] = []
+    allow_networks: Annotated[
+        list[Annotated[str, AfterValidator(_network)]], NoDecode, BeforeValidator(_list_field)
+    ] = []
     # Processes that parse, sketch and tag fetched feeds: empty for one per core less one (the
     # poller is busy too), 0 to do that work in a thread of the polling process.
     parse_processes: int | None = Field(default=None, ge=0)
@@ -214,7 +242,7 @@ class ReportsSettings(_Section):
     silent_factor: float = Field(default=4.0, gt=1)
     failing_for: Duration = timedelta(days=1)
     build_at: Annotated[str, AfterValidator(_local_time)] = "07:00"
-    reviewers: list[str] = []
+    reviewers: StrList = []
 
 
 class StoriesSettings(_Section):
@@ -226,7 +254,7 @@ class StoriesSettings(_Section):
     probe_words: int = Field(default=40, ge=5)
     min_words: int = Field(default=12, ge=1)
     # Dropped from links besides the built-in tracking parameters (utm_*, fbclid, gclid, ...).
-    tracking_parameters: list[str] = []
+    tracking_parameters: StrList = []
 
 
 class RetentionSettings(_Section):
@@ -269,6 +297,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     files: FilesSettings = FilesSettings()
     _config_dir: Path = PrivateAttr(default=Path("config"))
+    _config_path: Path | None = PrivateAttr(default=None)
 
     @classmethod
     def settings_customise_sources(
@@ -291,6 +320,11 @@ class Settings(BaseSettings):
         """The directory that holds ``monitor.toml`` and its companion files."""
         return self._config_dir
 
+    @property
+    def config_path(self) -> Path | None:
+        """The settings file these settings were read from (None: made in code)."""
+        return self._config_path
+
 
 def load_settings(path: Path | None = None) -> Settings:
     """Read settings from ``path`` (or ``$MONITOR_CONFIG``, or ``config/monitor.toml``) and env."""
@@ -308,7 +342,10 @@ def load_settings(path: Path | None = None) -> Settings:
         settings = Settings(**data)
     except ValidationError as exc:
         raise _config_error(exc, config_path, text) from None
+    except SettingsError as exc:  # a MONITOR_* value its parser could not read at all
+        raise _environment_error(exc) from None
     settings._config_dir = config_path.parent
+    settings._config_path = config_path
     return settings
 
 
@@ -333,11 +370,27 @@ def _config_error(exc: ValidationError, path: Path, text: str) -> ConfigError:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown setting"
-    env_name = ENV_PREFIX + "_".join(loc).upper()
-    if env_name in os.environ:
-        return ConfigError(f"environment variable {env_name}", message)
+    # The variable that set this key, or the list or section the key is in (fetch.allow_networks.0
+    # comes from MONITOR_FETCH_ALLOW_NETWORKS).
+    for end in range(len(loc), 0, -1):
+        env_name = ENV_PREFIX + "_".join(loc[:end]).upper()
+        if env_name in os.environ:
+            return ConfigError(f"environment variable {env_name}", message)
     key = ".".join(loc)
     return ConfigError(str(path), f"{key}: {message}", line=_toml_key_line(text, loc))
+
+
+def _environment_error(exc: SettingsError) -> ConfigError:
+    """A section set as one variable (``MONITOR_MAIL='...'``) that is not JSON, as one line."""
+    found = re.search(r'field "(\w+)"', str(exc))
+    section = ENV_PREFIX + (found.group(1).upper() if found else "")
+    names = sorted(name for name in os.environ if name == section or name.startswith(section + "_"))
+    if names:
+        return ConfigError(
+            f"environment variable {names[0]}",
+            f"not valid JSON (or set one key at a time, as {section}_<KEY>)",
+        )
+    return ConfigError("environment", str(exc))
 
 
 def _toml_key_line(text: str, loc: tuple[str, ...]) -> int | None:

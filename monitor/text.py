@@ -42,3 +42,15 @@ def _recompose_cyrillic(text: str) -> str:
 def split_words(text: str) -> list[str]:
     """The words of ``text``: runs of letters and digits, as they are (fold first to compare)."""
     return _WORD.findall(text)
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters: cut at a space near the limit when there is
+    one (else anywhere: a title may be one 10,000-character word), ending in an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit * 0.6:
+        cut = cut[:space]
+    return cut.rstrip() + "\u2026"

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from monitor.cli import app
 from monitor.db import create_db_engine
-from monitor.models import Article, Match, Topic, utcnow
+from monitor.models import Article, Feed, Match, Topic, utcnow
 from monitor.sources.opml import read_opml
 from tests.utils.config import ConfigWriter, fixture_feed
 from tests.utils.feedserver import FeedServer
@@ -165,9 +165,72 @@ def test_poll_reports_each_failed_feed_with_its_url(
     ]
     code, output = invoke(config.write(), "poll")
     flat = " ".join(output.split())
-    assert code == 0
+    assert code == 1, "a poll with failed feeds exits non-zero, so cron and scripts notice"
     assert f"failed {feed_server.url('/missing.xml')}: fetch: HTTP 404" in flat
     assert f"failed {feed_server.url('/page.html')}: parse: not a feed (an HTML page" in flat
+
+
+@pytest.mark.parametrize(
+    ("paths", "code"),
+    [(["/world.rss"], 0), (["/world.rss", "/missing.xml"], 1), (["/missing.xml"], 1)],
+)
+def test_poll_exits_non_zero_when_any_feed_failed(
+    config: ConfigWriter, feed_server: FeedServer, paths: list[str], code: int
+) -> None:
+    feed_server.add("/world.rss", fixture_feed("world.rss"))
+    config.feeds = [feed_server.url(path) for path in paths]
+
+    assert invoke(config.write(), "poll")[0] == code
+
+
+def test_manual_poll_honours_retry_after_unless_forced(
+    config: ConfigWriter, feed_server: FeedServer
+) -> None:
+    url = feed_server.add("/busy.xml", b"slow down", status=429, headers={"Retry-After": "3600"})
+    config.feeds = [url]
+    path = config.write()
+
+    first = invoke(path, "poll")
+    again = invoke(path, "poll")
+    forced = invoke(path, "poll", "--force")
+
+    assert first[0] == 1
+    assert again[0] == 0
+    flat = " ".join(again[1].split())
+    assert f"deferred {url}: the server asked to wait until " in flat
+    assert "(Retry-After); --force polls it anyway" in flat
+    assert forced[0] == 1
+    assert feed_server.hits["/busy.xml"] == 2, "the poll in between did not ask the server"
+
+
+TRUNCATED = (
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>Cut</title>'
+    b"<link>https://cut.example/</link>"
+    b"<item><title>Alpha</title><link>https://cut.example/a</link></item>"
+    b"<item><title>Beta</title><link>https://cut.example/b</link></item><item><ti"
+)
+
+
+def test_truncated_feed_stores_no_empty_item_and_says_so(
+    config: ConfigWriter, feed_server: FeedServer
+) -> None:
+    url = feed_server.add("/cut.xml", TRUNCATED)
+    config.feeds = [url]
+    path = config.write()
+
+    code, output = invoke(path, "poll")
+
+    assert code == 0
+    assert "1 item without a link, title or text skipped" in " ".join(output.split())
+    engine = create_db_engine(config.database_url)
+    try:
+        with Session(engine) as session:
+            titles = sorted(session.exec(select(Article.title)).all())
+            feed = session.exec(select(Feed)).one()
+    finally:
+        engine.dispose()
+    assert titles == ["Alpha", "Beta"]
+    assert "1 item without a link, title or text skipped" in (feed.last_warning or "")
 
 
 # --- topics and search -----------------------------------------------------------------------
@@ -528,3 +591,23 @@ def test_topics_list_shows_queries(config: ConfigWriter) -> None:
         ["russian-disinformation", "Russian disinformation", "yes", "normal", "1",
          '"russian disinformation" OR "disinformation campaign*" OR "troll farm*"'],
     ]  # fmt: skip
+
+
+def test_articles_list_cuts_a_huge_title(config: ConfigWriter, feed_server: FeedServer) -> None:
+    title = "Breaking" + "x" * 10_000
+    body = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Long</title>'
+        f"<link>https://long.example/</link><item><title>{title}</title>"
+        "<link>https://long.example/a</link></item></channel></rss>"
+    ).encode()
+    config.feeds = [feed_server.add("/long.xml", body)]
+    path = config.write()
+    assert invoke(path, "poll")[0] == 0
+
+    code, output = invoke(path, "articles", "list")
+
+    assert code == 0
+    [row] = [line for line in output.splitlines() if "Breaking" in line]
+    assert "Breaking" + "x" * 150 in row
+    assert "x" * 300 not in row
+    assert "\u2026" in row

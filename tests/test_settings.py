@@ -107,3 +107,57 @@ def test_misspelt_environment_variable_is_reported(
 def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="configuration file not found"):
         load_settings(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "section", "key", "expected"),
+    [
+        ("MONITOR_REPORTS_REVIEWERS", "a@b.c", "reports", "reviewers", ["a@b.c"]),
+        ("MONITOR_REPORTS_REVIEWERS", "a@b.c, d@e.f", "reports", "reviewers", ["a@b.c", "d@e.f"]),
+        ("MONITOR_REPORTS_REVIEWERS", '["a@b.c", "d@e.f"]', "reports", "reviewers",
+         ["a@b.c", "d@e.f"]),
+        ("MONITOR_REPORTS_REVIEWERS", "", "reports", "reviewers", []),
+        ("MONITOR_FETCH_ALLOW_NETWORKS", "10.0.0.0/8", "fetch", "allow_networks", ["10.0.0.0/8"]),
+        ("MONITOR_FETCH_ALLOW_NETWORKS", '["10.0.0.0/8","127.0.0.0/8"]', "fetch",
+         "allow_networks", ["10.0.0.0/8", "127.0.0.0/8"]),
+        ("MONITOR_STORIES_TRACKING_PARAMETERS", "src,ref", "stories", "tracking_parameters",
+         ["src", "ref"]),
+    ],
+)  # fmt: skip
+def test_list_settings_from_the_environment_plain_or_json(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    section: str,
+    key: str,
+    expected: list[str],
+) -> None:
+    monkeypatch.setenv(variable, value)
+    settings = load_settings(_write(tmp_path, ""))
+    assert getattr(getattr(settings, section), key) == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("MONITOR_FETCH_ALLOW_NETWORKS", "10.0.0.0/33",
+         "environment variable MONITOR_FETCH_ALLOW_NETWORKS: not a network: '10.0.0.0/33'"),
+        ("MONITOR_FETCH_ALLOW_NETWORKS", "10.0.0.0/8, nonsense",
+         "environment variable MONITOR_FETCH_ALLOW_NETWORKS: not a network: 'nonsense'"),
+        ("MONITOR_REPORTS_REVIEWERS", '["a@b.c"',
+         "environment variable MONITOR_REPORTS_REVIEWERS: not a list: "),
+        ("MONITOR_REPORTS", "{bad", "environment variable MONITOR_REPORTS: not valid JSON"),
+    ],
+)  # fmt: skip
+def test_bad_environment_values_are_one_line_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    # The file has the key too: the value at fault is the variable's, and it is named.
+    monkeypatch.setenv(variable, value)
+    path = _write(tmp_path, '[fetch]\nallow_networks = ["127.0.0.0/8"]\n')
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    assert str(raised.value).startswith(expected)
+    assert "\n" not in str(raised.value)
+    assert "monitor.toml" not in str(raised.value)

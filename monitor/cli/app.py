@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import uvicorn
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlmodel import Session
@@ -33,8 +32,10 @@ from monitor.ingest.refresh import RefreshResult, RefreshStatus
 from monitor.ingest.store import list_articles
 from monitor.models import Frequency, utcnow
 from monitor.operations import open_database, poll_feeds, send_digests, sync_config
-from monitor.service import run_service
+from monitor.runlock import hold_service_lock
+from monitor.service import run_service, run_web
 from monitor.settings import Settings, load_settings, parse_duration
+from monitor.text import shorten
 from monitor.topics.catalog import get_topic
 
 app = typer.Typer(
@@ -123,15 +124,17 @@ def run(
     logging.getLogger().setLevel(logging.INFO)
     settings = settings_of(ctx)
     env = load_templates(settings)  # a broken template is reported now, not at the first send
-    engine = prepare(ctx)
-    # The web app (FastAPI and its pages) is imported only when served: a poller without it
-    # starts faster and is some 70 MB smaller.
-    from monitor.web import create_app
+    # One service per SQLite file: a second one is refused before it touches anything.
+    with hold_service_lock(settings.database.url):
+        engine = prepare(ctx)
+        # The web app (FastAPI and its pages) is imported only when served: a poller without
+        # it starts faster and is some 70 MB smaller.
+        from monitor.web import create_app
 
-    application = create_app(settings, engine, env=env) if web else None
-    # SIGINT is handled inside the service; this catches one that lands before it starts.
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_service(engine, settings, web=application))
+        application = create_app(settings, engine, env=env) if web else None
+        # SIGINT is handled inside the service; this catches one that lands before it starts.
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_service(engine, settings, web=application, templates=env))
 
 
 @app.command()
@@ -141,8 +144,15 @@ def poll(
     feed: Annotated[
         list[str] | None, typer.Option("--feed", help="Only this feed URL (repeatable).")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Fetch feeds whose server asked to wait (Retry-After)."),
+    ] = False,
 ) -> None:
-    """Refresh every active feed now (or only --feed), store and tag new articles."""
+    """Refresh every active feed now (or only --feed), store and tag new articles.
+
+    Exits with status 1 when any feed failed (each is listed), 0 otherwise.
+    """
     settings = settings_of(ctx)
     engine = prepare(ctx)
     columns = (TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -161,28 +171,38 @@ def poll(
                 urls=feed,
                 on_start=lambda total: progress.update(task, total=total),
                 on_done=lambda _result: progress.advance(task),
+                force=force,
             )
         )
     _print_poll_summary(results)
+    if any(result.status is RefreshStatus.FAILED for result in results):
+        raise typer.Exit(1)
 
 
 def _print_poll_summary(results: list[RefreshResult]) -> None:
     counts = Counter(result.status for result in results)
     table = Table(title="poll", show_header=True)
-    for column in ("feeds", "ok", "not modified", "failed", "new articles", "matches"):
+    columns = ["feeds", "ok", "not modified", "failed", "new articles", "matches"]
+    values = [
+        len(results),
+        counts[RefreshStatus.UPDATED],
+        counts[RefreshStatus.NOT_MODIFIED] + counts[RefreshStatus.UNCHANGED],
+        counts[RefreshStatus.FAILED],
+        sum(r.new_articles for r in results),
+        sum(r.matches for r in results),
+    ]
+    if counts[RefreshStatus.DEFERRED]:
+        columns.insert(4, "deferred")
+        values.insert(4, counts[RefreshStatus.DEFERRED])
+    for column in columns:
         table.add_column(column, justify="right")
-    table.add_row(
-        str(len(results)),
-        str(counts[RefreshStatus.UPDATED]),
-        str(counts[RefreshStatus.NOT_MODIFIED] + counts[RefreshStatus.UNCHANGED]),
-        str(counts[RefreshStatus.FAILED]),
-        str(sum(r.new_articles for r in results)),
-        str(sum(r.matches for r in results)),
-    )
+    table.add_row(*(str(value) for value in values))
     show(table)
     for result in results:
         if result.status is RefreshStatus.FAILED:
             tell("failed", "red", f"{result.feed_url}: {result.error}")
+        elif result.status is RefreshStatus.DEFERRED:
+            tell("deferred", "yellow", f"{result.feed_url}: {result.warning}")
         elif result.warning:
             tell("malformed", "yellow", f"{result.feed_url}: {result.warning}")
 
@@ -214,7 +234,9 @@ def articles_list(
     for column in ("first seen", "topics", "title", "url"):
         table.add_column(column, overflow="fold")
     for article, slugs in rows:
-        table.add_row(_when(article.first_seen_at), ", ".join(slugs), article.title, article.url)
+        table.add_row(
+            _when(article.first_seen_at), ", ".join(slugs), shorten(article.title, 200), article.url
+        )
     show(table)
     say(f"{len(rows)} articles")
 
@@ -251,6 +273,8 @@ def digest_send(
         tell("failed", "red", line)
     if not (report.sent or report.retrying or report.failed):
         say("nothing new to send")
+    for line in report.waiting:
+        tell("waiting", "yellow", line)
     if report.failed or report.retrying:
         raise typer.Exit(1)
 
@@ -298,7 +322,10 @@ def web(ctx: typer.Context) -> None:
     from monitor.web import create_app
 
     application = create_app(settings, engine, env=env)
-    uvicorn.run(application, host=settings.web.host, port=settings.web.port, log_level="info")
+    logging.getLogger().setLevel(logging.INFO)
+    # SIGINT is handled inside; this catches one that lands before it starts.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_web(application, settings))
 
 
 def _mail_route(settings: Settings) -> str:

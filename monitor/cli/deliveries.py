@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from monitor.cli.common import prepare, say, show, user_errors
 from monitor.delivery.dispatch import list_deliveries
-from monitor.models import DeliveryStatus
+from monitor.models import Delivery, DeliveryStatus, utcnow
 
 deliveries_app = typer.Typer(
     help="The outbox: digests sent, waiting to be retried, or refused.", no_args_is_help=True
@@ -20,6 +20,14 @@ deliveries_app = typer.Typer(
 
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+def _lease(delivery: Delivery, now: datetime) -> str:
+    """Who holds a pending delivery and until when (a lease that ran out holds nothing)."""
+    until = delivery.claimed_until
+    if delivery.status != DeliveryStatus.PENDING or until is None or until <= now:
+        return ""
+    return f"{delivery.claimed_by} until {_when(until)}"
 
 
 @deliveries_app.command("list")
@@ -38,10 +46,12 @@ def deliveries_list(
     statuses = [s for s, wanted in ((DeliveryStatus.FAILED, failed),
                                     (DeliveryStatus.PENDING, pending)) if wanted]  # fmt: skip
     engine = prepare(ctx)
+    now = utcnow()
     with Session(engine) as session:
         rows = list_deliveries(session, statuses=statuses, limit=limit)
     table = Table(show_header=True)
-    for column in ("id", "subscriber", "period", "status", "attempts", "next attempt"):
+    columns = ("id", "subscriber", "period", "status", "attempts", "next attempt", "leased to")
+    for column in columns:
         table.add_column(column, overflow="fold")
     table.add_column("last error", overflow="fold")
     for delivery, email in rows:
@@ -53,6 +63,7 @@ def deliveries_list(
             str(delivery.attempts),
             # Only a pending delivery has a next attempt; for the others it is history.
             _when(delivery.next_attempt_at) if delivery.status == DeliveryStatus.PENDING else "",
+            _lease(delivery, now),
             delivery.last_error or "",
         )
     show(table)

@@ -14,10 +14,15 @@ from sqlmodel import Session
 from monitor.cli.common import prepare, say, settings_of, show, tell, user_errors
 from monitor.errors import ConfigError, NotFoundError, UsageError
 from monitor.models import FeedState, utcnow
+from monitor.operations import feed_admission
 from monitor.sources.feeds import add_feed, get_feed, import_feeds, list_feeds, retry_feeds
 from monitor.sources.health import feed_health
 from monitor.sources.opml import OpmlFeed, read_opml, write_opml
 from monitor.sources.schedule import format_span
+from monitor.text import shorten
+
+# A title in a table is cut here (one feed's was 10,000 characters); `feeds show` has it whole.
+TITLE_CHARS = 200
 
 feeds_app = typer.Typer(
     help="List, add, import and export feeds; show one, check their health, retry them.",
@@ -38,11 +43,11 @@ def feeds_list(ctx: typer.Context) -> None:
     for feed in feeds:
         table.add_row(
             feed.url,
-            feed.title,
+            shorten(feed.title, TITLE_CHARS),
             str(feed.state),
             str(feed.error_count),
             _when(feed.last_success_at),
-            feed.last_error or "",
+            feed.last_error or (f"warning: {feed.last_warning}" if feed.last_warning else ""),
         )
     show(table)
     say(f"{len(feeds)} feeds")
@@ -59,10 +64,16 @@ def feeds_add(
     settings = settings_of(ctx)
     engine = prepare(ctx)
     with Session(engine) as session, session.begin():
+        existing = get_feed(session, url)
+        checked = url.strip() if existing is not None else feed_admission(settings)(url)
         _, created = add_feed(
-            session, url=url, title=title, interval=settings.schedule.poll_interval, now=utcnow()
+            session,
+            url=checked,
+            title=title,
+            interval=settings.schedule.poll_interval,
+            now=utcnow(),
         )
-    say(f"{'added' if created else 'already there'}: {url.strip()}")
+    say(f"{'added' if created else 'already there'}: {checked}")
 
 
 @feeds_app.command("import-opml")
@@ -81,7 +92,11 @@ def feeds_import_opml(
     engine = prepare(ctx)
     with Session(engine) as session, session.begin():
         result = import_feeds(
-            session, outlines, interval=settings.schedule.poll_interval, now=utcnow()
+            session,
+            outlines,
+            interval=settings.schedule.poll_interval,
+            now=utcnow(),
+            admit=feed_admission(settings),
         )
     say(f"{len(result.added)} added, {len(result.existing)} already there")
     for rejected in result.rejected:
@@ -132,6 +147,7 @@ def feeds_show(
         ("disabled because", feed.disabled_reason or ""),
         ("error streak", str(feed.error_count)),
         ("last error", feed.last_error or ""),
+        ("last warning", feed.last_warning or ""),
         ("last check", _when(feed.last_checked_at)),
         ("last success", _when(feed.last_success_at)),
         ("next check", _when(feed.next_check_at)),
@@ -164,6 +180,8 @@ def feeds_health(ctx: typer.Context) -> None:
         table.add_column(column, overflow="fold")
     for row in rows:
         problem = row.disabled_reason if row.state == FeedState.DISABLED else row.last_error
+        if not problem and row.warning:
+            problem = f"warning: {row.warning}"
         table.add_row(
             row.url,
             str(row.state),

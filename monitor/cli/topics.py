@@ -15,6 +15,7 @@ from monitor.errors import NotFoundError
 from monitor.models import Article, Feed, TopicPriority, utcnow
 from monitor.operations import retag_pending_topics
 from monitor.settings import parse_duration
+from monitor.text import shorten
 from monitor.topics.catalog import apply_changes, create_topic, list_topics, require_topic
 from monitor.topics.matcher import Span, explain
 from monitor.topics.query import parse_query
@@ -45,8 +46,8 @@ def _sample_table(samples: list[Sample]) -> Table:
         table.add_column(column, overflow="fold")
     for sample in samples:
         title_ranges = [(s.start, s.end) for s in sample.hit.spans if s.field == "title"]
-        body = _highlighted(sample.article.title, title_ranges)
-        body.append(f"\n{sample.feed.title or sample.feed.url}", style="dim")
+        body = _highlighted(shorten(sample.article.title, 200), title_ranges)
+        body.append(f"\n{shorten(sample.feed.title or sample.feed.url, 200)}", style="dim")
         if sample.hit.snippet.text:
             body.append("\n")
             body.append(_highlighted(sample.hit.snippet.text, list(sample.hit.snippet.highlights)))

@@ -27,7 +27,12 @@ from monitor.models import (
     Subscriber,
     Subscription,
     Topic,
+    TopicPriority,
 )
+from monitor.text import shorten
+
+# A title longer than this is cut in a digest's list (its link leads to the whole article).
+MAX_TITLE_CHARS = 300
 
 
 def new_message_id(domain: str) -> str:
@@ -47,7 +52,8 @@ class PlannedDelivery:
 def candidate_items(session: Session, group: DueGroup) -> list[tuple[int, int]]:
     """(article, topic) pairs matched for the group and new to this subscriber.
 
-    Each article appears once, under the topic it matched best. An article is left out when
+    Each article appears once, under the first of its topics by ``topic_rank``: a high-priority
+    topic first, then the best score, then the slug. An article is left out when
     it was given to this subscriber before, or when its story was: a syndicated copy of a
     story an earlier digest of the same stream carried (sent or still pending) is no news.
     Story membership is fixed when an article is stored, so neither an edit of a delivered
@@ -59,21 +65,33 @@ def candidate_items(session: Session, group: DueGroup) -> list[tuple[int, int]]:
         DeliveryItem.subscriber_id == group.subscriber_id
     )
     rows = session.exec(
-        select(Match.article_id, Match.topic_id, Match.score, Topic.slug)
+        select(Match.article_id, Match.topic_id, Match.score)
         .join(Article, col(Article.id) == Match.article_id)
-        .join(Topic, col(Topic.id) == Match.topic_id)
         .where(
             col(Match.topic_id).in_(group.topic_ids),
             col(Article.first_seen_at) >= group.since,
             col(Match.article_id).not_in(delivered),
             ~_story_delivered(group),
         )
-        .order_by(col(Match.article_id), col(Match.score).desc(), col(Topic.slug))
     ).all()
-    best: dict[int, int] = {}
-    for article_id, topic_id, _score, _slug in rows:
-        best.setdefault(article_id, topic_id)
-    return sorted(best.items())
+    topics = {
+        topic_id: (priority, slug)
+        for topic_id, priority, slug in session.exec(
+            select(Topic.id, Topic.priority, Topic.slug).where(col(Topic.id).in_(group.topic_ids))
+        )
+    }
+    best: dict[int, tuple[tuple[int, float, str], int]] = {}
+    for article_id, topic_id, score in rows:
+        priority, slug = topics[topic_id]
+        rank = topic_rank(priority, score, slug)
+        if article_id not in best or rank < best[article_id][0]:
+            best[article_id] = (rank, topic_id)
+    return sorted((article_id, topic_id) for article_id, (_, topic_id) in best.items())
+
+
+def topic_rank(priority: str, score: float, slug: str) -> tuple[int, float, str]:
+    """How a topic ranks for an article (lowest first): high priority, best score, slug."""
+    return (0 if priority == TopicPriority.HIGH else 1, -score, slug)
 
 
 def _story_delivered(group: DueGroup) -> ColumnElement[bool]:
@@ -214,12 +232,19 @@ def segments(text: str, highlights: Sequence[Sequence[int]]) -> list[tuple[str, 
 
 @dataclass(slots=True)
 class DigestSection:
-    """The stories of one topic, newest first, each once; ``more`` counts those left out."""
+    """The stories of one topic, newest first, each once; ``more`` counts the stories left out
+    (the digest's cap, ``digest.max_articles``), ``more_articles`` the articles they hold."""
 
     slug: str
     name: str
     articles: list[DigestArticle] = field(default_factory=list)
     more: int = 0
+    more_articles: int = 0
+
+    @property
+    def stories(self) -> int:
+        """Every story of the section, listed or not: the count its heading shows."""
+        return len(self.articles) + self.more
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +292,8 @@ def excerpt(text: str, limit: int) -> str:
 def load_digest(
     session: Session, delivery_id: int, *, max_articles: int, excerpt_chars: int
 ) -> Digest:
-    """Gather a planned delivery's articles, grouped by topic, newest first."""
+    """Gather a planned delivery's stories, in the digest's one order (``order_stories``), the
+    first ``max_articles`` of them listed and the rest counted per section."""
     delivery = session.get(Delivery, delivery_id)
     if delivery is None:
         raise LookupError(f"delivery {delivery_id} does not exist")
@@ -287,26 +313,24 @@ def load_digest(
             isouter=True,
         )
         .where(DeliveryItem.delivery_id == delivery_id)
-        .order_by(col(Topic.name), col(Article.first_seen_at).desc(), col(Article.id).desc())
     ).all()
+    carriers = _carriers(session, [article for article, _topic, _feed, _match in rows])
     sections: dict[int, DigestSection] = {}
     shown = 0
-    per_topic: dict[int, list[tuple[Article, Feed, Match | None]]] = defaultdict(list)
-    for article, topic, feed, match in rows:
-        sections.setdefault(topic.id or 0, DigestSection(topic.slug, topic.name))
-        per_topic[topic.id or 0].append((article, feed, match))
-    carriers = _carriers(session, [article for article, _topic, _feed, _match in rows])
-    for topic_id, section in sections.items():
-        for article, feed, found in _story_leads(per_topic[topic_id]):
-            if shown >= max_articles:
-                section.more += 1
-                continue
-            also = tuple(c for c in carriers.get(_story_key(article), ()) if c[0] != feed.id)
-            shown_article = _digest_article(article, feed, found, excerpt_chars)
-            section.articles.append(
-                replace(shown_article, also=tuple(AlsoCarried(o, u) for _f, o, u in also))
-            )
-            shown += 1
+    for story in order_stories([_Item(*row) for row in rows]):
+        topic = story.topic
+        section = sections.setdefault(topic.id or 0, DigestSection(topic.slug, topic.name))
+        if shown >= max_articles:
+            section.more += 1
+            section.more_articles += story.articles
+            continue
+        lead = story.lead
+        also = tuple(c for c in carriers.get(_story_key(lead.article), ()) if c[0] != lead.feed.id)
+        shown_article = _digest_article(lead.article, lead.feed, lead.match, excerpt_chars)
+        section.articles.append(
+            replace(shown_article, also=tuple(AlsoCarried(o, u) for _f, o, u in also))
+        )
+        shown += 1
     frequency = frequency_of(delivery.period_key)
     subscriptions = _subscriptions_of(session, subscriber.id or 0, frequency)
     return Digest(
@@ -325,25 +349,73 @@ def load_digest(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """One delivered article, the topic it was delivered under, its feed and its match."""
+
+    article: Article
+    topic: Topic
+    feed: Feed
+    match: Match | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Story:
+    """The delivered copies of one story: its lead, the topic it is filed under, its size."""
+
+    lead: _Item
+    topic: Topic
+    articles: int
+    newest: tuple[float, float, int]
+
+
+def order_stories(items: Sequence[_Item]) -> list[_Story]:
+    """The digest's one order: each story once, in the section it is filed under, sections
+    and stories in the order the e-mail lists them.
+
+    - A story is filed under the best of the topics its copies were delivered under: a
+      high-priority topic first, then the best score, then the slug (``topic_rank``).
+    - Sections: high-priority topics first, then by name.
+    - In a section, newest first: by when the story's newest copy was first seen, then (one
+      poll run sees many at the same moment) by its newest publication time, then in the order
+      the feed listed them. Undated items come after dated ones seen at the same moment.
+    - A story is led by its first copy seen; the others are "also carried by".
+    """
+    by_story: dict[int, list[_Item]] = defaultdict(list)
+    for item in items:
+        by_story[_story_key(item.article)].append(item)
+    stories = [_story_of(copies) for copies in by_story.values()]
+    return sorted(stories, key=lambda story: (_section_rank(story.topic), story.newest))
+
+
+def _story_of(copies: list[_Item]) -> _Story:
+    lead = min(copies, key=lambda item: (item.article.first_seen_at, item.article.id or 0))
+    best: dict[int, tuple[tuple[int, float, str], Topic]] = {}
+    for item in copies:
+        rank = topic_rank(item.topic.priority, item.match.score if item.match else 0.0,
+                          item.topic.slug)  # fmt: skip
+        known = best.get(item.topic.id or 0)
+        if known is None or rank < known[0]:
+            best[item.topic.id or 0] = (rank, item.topic)
+    topic = min(best.values(), key=lambda found: found[0])[1]
+    seen = max(item.article.first_seen_at for item in copies)
+    dated = [item.article.published_at for item in copies if item.article.published_at]
+    newest = (
+        -seen.timestamp(),
+        -max(dated).timestamp() if dated else float("inf"),
+        # Feeds list their newest item first, and a poll stores items in the feed's order.
+        min(item.article.id or 0 for item in copies),
+    )
+    return _Story(lead, topic, len(copies), newest)
+
+
+def _section_rank(topic: Topic) -> tuple[int, str, str]:
+    return (0 if topic.priority == TopicPriority.HIGH else 1, topic.name, topic.slug)
+
+
 def _story_key(article: Article) -> int:
     """A story's id; an article stored before stories existed is a story of its own."""
     return article.story_id if article.story_id is not None else -(article.id or 0)
-
-
-def _story_leads(
-    items: list[tuple[Article, Feed, Match | None]],
-) -> list[tuple[Article, Feed, Match | None]]:
-    """One item per story, its earliest article, in the order of the items."""
-    leads: dict[int, tuple[Article, Feed, Match | None]] = {}
-    for item in items:
-        key = _story_key(item[0])
-        current = leads.get(key)
-        if current is None or (item[0].first_seen_at, item[0].id or 0) < (
-            current[0].first_seen_at,
-            current[0].id or 0,
-        ):
-            leads[key] = item
-    return list(leads.values())
 
 
 def _carriers(session: Session, articles: list[Article]) -> dict[int, list[tuple[int, str, str]]]:
@@ -400,7 +472,7 @@ def _digest_article(
     # The matcher's snippet sits around the matched words; older matches have none.
     text = match.snippet or excerpt(article.summary or article.content, excerpt_chars)
     return DigestArticle(
-        title=article.title or "(untitled)",
+        title=shorten(article.title or "(untitled)", MAX_TITLE_CHARS),
         url=article.url,
         outlet=_outlet_name(feed),
         published_at=article.published_at,

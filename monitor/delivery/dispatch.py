@@ -34,14 +34,23 @@ from monitor.delivery.subscriptions import (
     due_groups,
 )
 from monitor.errors import (
+    ConfigError,
     PermanentDeliveryError,
     TemporaryDeliveryError,
     TransportUnavailableError,
 )
 from monitor.failpoints import failpoint
-from monitor.models import Delivery, DeliveryStatus, Subscriber, Subscription, utcnow
+from monitor.models import (
+    Delivery,
+    DeliveryStatus,
+    Frequency,
+    Subscriber,
+    Subscription,
+    utcnow,
+)
 from monitor.reports.mail import is_report_delivery, report_message
 from monitor.settings import Settings
+from monitor.workers import local_worker_gone
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +99,8 @@ class SendReport:
     sent: list[str] = field(default_factory=list)
     retrying: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    # What is left pending and why it did not go in this run: leased, or waiting for a retry.
+    waiting: list[str] = field(default_factory=list)
 
 
 # Deliveries leased per claim: small, so several workers share a large outbox between them.
@@ -133,6 +144,7 @@ def claim_due_deliveries(
     if subscriber_id is not None:
         statement = statement.where(Delivery.subscriber_id == subscriber_id)
     with Session(engine) as session, session.begin():
+        release_dead_leases(session, now=now)
         ids = [i for i in session.exec(statement).all() if i is not None]
         if ids:
             session.execute(
@@ -141,6 +153,39 @@ def claim_due_deliveries(
                 .values(claimed_by=worker, claimed_until=now + lease)
             )
     return ids
+
+
+def release_dead_leases(session: Session, *, now: datetime) -> int:
+    """Free the live leases held by processes of this host that have ended (a crashed or
+    killed sender), so their deliveries go now, not when the leases run out; how many."""
+    holders = session.exec(
+        select(Delivery.claimed_by)
+        .where(
+            Delivery.status == DeliveryStatus.PENDING,
+            col(Delivery.claimed_until) > now,
+        )
+        .distinct()
+    ).all()
+    released = 0
+    for holder in holders:
+        if not local_worker_gone(holder):
+            continue
+        freed = session.execute(
+            update(Delivery)
+            .where(
+                col(Delivery.claimed_by) == holder,
+                col(Delivery.status) == DeliveryStatus.PENDING,
+            )
+            .values(claimed_by=None, claimed_until=None)
+            .returning(col(Delivery.id))
+        ).all()
+        log.warning(
+            "delivery leases released worker=%s deliveries=%d reason=its process has ended",
+            holder,
+            len(freed),
+        )
+        released += len(freed)
+    return released
 
 
 def renew_leases(engine: Engine, ids: list[int], *, worker: str, until: datetime) -> list[int]:
@@ -185,6 +230,46 @@ def count_due_deliveries(engine: Engine, *, now: datetime, subscriber_id: int | 
         statement = statement.where(Delivery.subscriber_id == subscriber_id)
     with Session(engine) as session:
         return session.exec(statement).one()
+
+
+def describe_waiting(
+    engine: Engine, *, now: datetime, subscriber_id: int | None = None
+) -> list[str]:
+    """What pending deliveries wait for at ``now``, one line per lease holder, and one for
+    those waiting to be retried: how many, and until when."""
+    pending = [Delivery.status == DeliveryStatus.PENDING]
+    if subscriber_id is not None:
+        pending.append(Delivery.subscriber_id == subscriber_id)
+    with Session(engine) as session:
+        held = session.exec(
+            select(Delivery.claimed_by, func.count(), func.max(Delivery.claimed_until))
+            .where(*pending, col(Delivery.claimed_until) > now)
+            .group_by(col(Delivery.claimed_by))
+            .order_by(col(Delivery.claimed_by))
+        ).all()
+        retry_count, first_retry = session.exec(
+            select(func.count(), func.min(Delivery.next_attempt_at)).where(
+                *pending,
+                col(Delivery.next_attempt_at) > now,
+                or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) <= now),
+            )
+        ).one()
+    lines = [
+        f"{_deliveries(count)} leased to {holder} until {_utc(until)}: another sender has "
+        "them (one that died leaves them until then)"
+        for holder, count, until in held
+    ]
+    if retry_count:
+        lines.append(f"{_deliveries(retry_count)} to retry, the first at {_utc(first_retry)}")
+    return lines
+
+
+def _deliveries(count: int) -> str:
+    return f"{count} {'delivery' if count == 1 else 'deliveries'}"
+
+
+def _utc(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment is not None else "?"
 
 
 def list_deliveries(
@@ -249,6 +334,9 @@ async def send_due_deliveries(
             subscriber_id=subscriber_id,
         )
         if not claimed:
+            sender.report.waiting = await asyncio.to_thread(
+                describe_waiting, engine, now=clock(), subscriber_id=subscriber_id
+            )
             return sender.report
         after = claimed[-1]
         unavailable: TransportUnavailableError | None = None
@@ -313,6 +401,22 @@ async def _send_one(sender: _Sender, delivery_id: int) -> None:
         log.error("delivery failed delivery_id=%s error=%s", delivery_id, exc)
         await asyncio.to_thread(_mark_failed, sender.engine, delivery_id, sender.worker, str(exc))
         report.failed.append(f"delivery {delivery_id}: {exc}")
+        return
+    except ConfigError as exc:
+        # A template that fails on this digest's data ({{ 1/0 }}, a missing key): this one
+        # waits, with the reason, and is tried again after the usual backoff, once the
+        # template is fixed; the other digests go.
+        log.error("digest waits for its template delivery_id=%s error=%s", delivery_id, exc)
+        await asyncio.to_thread(
+            _mark_retry,
+            sender.engine,
+            settings,
+            delivery_id,
+            sender.worker,
+            str(exc),
+            sender.clock(),
+        )
+        report.retrying.append(f"delivery {delivery_id}: {exc}")
         return
     failpoint("before-smtp")
     try:
@@ -463,8 +567,8 @@ def preview_digests(
             subscriber = session.get(Subscriber, group.subscriber_id)
             if planned is None or subscriber is None:
                 continue
-            # An empty period sends a "nothing new" notice only to those who asked for one.
-            if planned.items == 0 and not subscriber.notify_empty:
+            # What the real send would do: a "nothing new" notice only where the group sends one.
+            if planned.items == 0 and not group.notify_empty:
                 continue
             digest = load_digest(
                 session,
@@ -479,7 +583,10 @@ def preview_digests(
 
 
 def _only_frequency(session: Session, group: DueGroup, frequency: str) -> DueGroup:
-    """The group narrowed to its active subscriptions of ``frequency``, keyed as that period."""
+    """The group narrowed to its active subscriptions of ``frequency``, keyed as that period,
+    sending a "nothing new" notice as that period's digest would."""
+    subscriber = session.get(Subscriber, group.subscriber_id)
+    notify = subscriber is not None and subscriber.notify_empty and frequency != Frequency.INSTANT
     topic_ids = session.exec(
         select(Subscription.topic_id).where(
             Subscription.subscriber_id == group.subscriber_id,
@@ -488,4 +595,10 @@ def _only_frequency(session: Session, group: DueGroup, frequency: str) -> DueGro
             col(Subscription.topic_id).in_(group.topic_ids),
         )
     ).all()
-    return replace(group, topic_ids=tuple(sorted(topic_ids)), period_key=f"{frequency}:preview")
+    return replace(
+        group,
+        topic_ids=tuple(sorted(topic_ids)),
+        period_key=f"{frequency}:preview",
+        notify_empty=notify,
+        record_empty=True,
+    )

@@ -36,11 +36,20 @@ from jinja2 import (
 )
 
 from monitor.delivery.digest import Digest, DigestArticle, DigestSection
-from monitor.delivery.tokens import load_secret_key, make_manage_token, make_unsubscribe_token
+from monitor.delivery.tokens import (
+    load_secret_key,
+    make_digest_token,
+    make_manage_token,
+    make_unsubscribe_token,
+)
 from monitor.errors import ConfigError
 from monitor.settings import Settings
+from monitor.text import shorten
 
 MAX_SUBJECT_TOPICS = 3
+# A subject longer than this is cut (an instant alert is titled by its article's title, and
+# one feed's title was 10,000 characters); mail clients show some 60 to 100.
+MAX_SUBJECT_CHARS = 200
 DIGEST_TEMPLATES = ("digest_subject.txt", "digest.txt", "digest.html")
 
 # The heading of a digest, by the frequency its period key names ("" is one sent on demand).
@@ -71,6 +80,9 @@ def build_environment(override_dir: Path | None = None) -> Environment:
         # Feed text is untrusted: every .html template escapes by default.
         autoescape=lambda name: bool(name and name.endswith(".html")),
         undefined=StrictUndefined,
+        # Compiled once: the service reloads templates itself when a file changes, and keeps
+        # the previous ones when the new ones are broken (see ``load_templates``).
+        auto_reload=False,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
@@ -79,6 +91,7 @@ def build_environment(override_dir: Path | None = None) -> Environment:
     # Jinja's own wraps with textwrap, the slowest step of a digest; same output for prose.
     env.filters["wordwrap"] = wrap_words
     env.filters["safe_url"] = safe_url
+    env.filters["shorten"] = shorten
     env.globals["headings"] = HEADINGS
     env.globals["max_subject_topics"] = MAX_SUBJECT_TOPICS
     return env
@@ -105,7 +118,7 @@ def check_templates(env: Environment, names: tuple[str, ...] = DIGEST_TEMPLATES)
     sample = _sample_digest()
     for digest in (sample, replace(sample, sections=[])):
         render_digest(env, digest, subject_prefix="[monitor]", unsubscribe_url="https://x/u/t",
-                      manage_url="https://x/m/t")  # fmt: skip
+                      manage_url="https://x/m/t", digest_url="https://x/d/t")  # fmt: skip
 
 
 def _sample_digest() -> Digest:
@@ -138,16 +151,18 @@ def render_template(env: Environment, name: str, context: dict[str, Any]) -> str
     """Render a template; a broken (overriding) template is a configuration error."""
     try:
         return env.get_template(name).render(context)
-    except TemplateError as exc:
+    except Exception as exc:  # an expression of the template failed too ({{ 1/0 }})
         raise template_error(exc, name) from None
 
 
-def template_error(exc: TemplateError, name: str) -> ConfigError:
-    """A template failure as a ConfigError naming the template file and line."""
+def template_error(exc: Exception, name: str) -> ConfigError:
+    """A template failure (its syntax, or an expression failing as it renders) as a
+    ConfigError naming the template file and line."""
     if isinstance(exc, TemplateSyntaxError):
         return ConfigError(exc.filename or name, f"template error: {exc.message}", line=exc.lineno)
     filename, line = _template_position(exc.__traceback__)
-    return ConfigError(filename or name, f"template error: {exc}", line=line)
+    message = str(exc) if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {exc}"
+    return ConfigError(filename or name, f"template error: {message}", line=line)
 
 
 def _template_position(tb: TracebackType | None) -> tuple[str | None, int | None]:
@@ -234,9 +249,11 @@ class RenderedDigest:
 
 
 def digest_subject(env: Environment, digest: Digest, prefix: str) -> str:
-    """The subject from ``digest_subject.txt``: topics with counts, as one safe line."""
+    """The subject from ``digest_subject.txt``: topics with counts, as one safe line of at
+    most MAX_SUBJECT_CHARS characters."""
     context = {"digest": digest, "prefix": prefix}
-    return header_text(render_template(env, "digest_subject.txt", context))
+    return shorten(header_text(render_template(env, "digest_subject.txt", context)),
+                   MAX_SUBJECT_CHARS)  # fmt: skip
 
 
 def render_digest(
@@ -246,11 +263,16 @@ def render_digest(
     subject_prefix: str,
     unsubscribe_url: str = "",
     manage_url: str = "",
+    digest_url: str = "",
 ) -> RenderedDigest:
-    """Render the subject and both bodies of a digest, inlining the HTML's CSS."""
+    """Render the subject and both bodies of a digest, inlining the HTML's CSS.
+
+    ``digest_url`` is the page listing every story of the digest, linked where a section
+    had more stories than the e-mail lists.
+    """
     subject = digest_subject(env, digest, subject_prefix)
     context = {"digest": digest, "subject": subject, "unsubscribe_url": unsubscribe_url,
-               "manage_url": manage_url}  # fmt: skip
+               "manage_url": manage_url, "digest_url": digest_url}  # fmt: skip
     html = render_template(env, "digest.html", context)
     return RenderedDigest(
         subject=subject,
@@ -291,7 +313,11 @@ class Letterhead:
         mailto = f"mailto:{self.from_address}?subject={quote('unsubscribe ' + token)}"
         manage = make_manage_token(self.secret_key, subscriber_id=digest.subscriber_id)
         manage_url = f"{self.base_url.rstrip('/')}/manage/{manage}"
-        return UnsubscribeLinks(url=url, mailto=mailto, manage=manage_url)
+        listing = make_digest_token(
+            self.secret_key, delivery_id=digest.delivery_id, subscriber_id=digest.subscriber_id
+        )
+        digest_url = f"{self.base_url.rstrip('/')}/digests/{listing}"
+        return UnsubscribeLinks(url=url, mailto=mailto, manage=manage_url, digest=digest_url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +328,8 @@ class UnsubscribeLinks:
     mailto: str
     # The subscriber's self-service page (topics, schedule, time zone): not an RFC 2369 target.
     manage: str = ""
+    # The page listing every story of this digest, those the e-mail had no room for too.
+    digest: str = ""
 
     @property
     def one_click(self) -> bool:
@@ -326,6 +354,7 @@ def compose_digest(env: Environment, digest: Digest, letterhead: Letterhead) -> 
         subject_prefix=letterhead.subject_prefix,
         unsubscribe_url=links.url,
         manage_url=links.manage,
+        digest_url=links.digest,
     )
     message = build_message(
         rendered,

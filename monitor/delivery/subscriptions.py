@@ -540,7 +540,12 @@ def _planned_periods(session: Session, keys: set[str]) -> set[tuple[int, str]]:
 def all_subscription_groups(
     session: Session, *, period_key: str, lookback: timedelta, email: str | None = None
 ) -> list[DueGroup]:
-    """Every subscriber's active subscriptions as one group each, for a digest sent on demand."""
+    """Every subscriber's active subscriptions as one group each, for a digest sent on demand.
+
+    A digest on demand sends what is new, or nothing: a subscriber with nothing new gets no
+    "nothing new" notice (the operator asked to send news, not the period's mail), and nothing
+    is written to the outbox for them.
+    """
     groups: dict[int, list[Subscription]] = defaultdict(list)
     for subscription, subscriber in _active_rows(session, email):
         groups[subscriber.id or 0].append(subscription)
@@ -556,6 +561,7 @@ def all_subscription_groups(
                 period_key=period_key,
                 topic_ids=tuple(sorted(sub.topic_id for sub in subs)),
                 since=min(starts),
+                record_empty=False,
             )
         )
     return result

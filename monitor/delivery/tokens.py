@@ -1,5 +1,6 @@
-"""Signed unsubscribe tokens: who (subscriber id) and which topics, tamper-proof; and signed
-self-service ("manage") tokens naming a subscriber only.
+"""Signed unsubscribe tokens: who (subscriber id) and which topics, tamper-proof; signed
+self-service ("manage") tokens naming a subscriber only; and signed digest tokens naming one
+delivery (the page that lists every story of a digest, those the e-mail had no room for too).
 
 A token is the only credential an unsubscribe link carries, so it is signed with the
 instance's secret key (``web.secret_key``, or a random key kept in ``web.secret_key_file``).
@@ -24,6 +25,7 @@ from monitor.settings import WebSettings
 # Distinct salts keep a signature made for one purpose from being accepted for another.
 _SALT = "monitor.unsubscribe.v1"
 _MANAGE_SALT = "monitor.manage.v1"
+_DIGEST_SALT = "monitor.digest.v1"
 
 
 class InvalidTokenError(MonitorError):
@@ -69,6 +71,25 @@ def read_manage_token(secret_key: str, token: str) -> int:
     if type(subscriber_id) is not int:
         raise InvalidTokenError("manage: this link is not valid (unexpected content)")
     return subscriber_id
+
+
+def make_digest_token(secret_key: str, *, delivery_id: int, subscriber_id: int) -> str:
+    """A URL-safe token for the page of one delivered digest, signed."""
+    payload = {"d": delivery_id, "s": subscriber_id}
+    return str(URLSafeSerializer(secret_key, salt=_DIGEST_SALT).dumps(payload))
+
+
+def read_digest_token(secret_key: str, token: str) -> tuple[int, int]:
+    """(delivery id, subscriber id) a digest token names; InvalidTokenError unless genuine."""
+    try:
+        payload = URLSafeSerializer(secret_key, salt=_DIGEST_SALT).loads(token)
+    except BadData:
+        raise InvalidTokenError("digest: this link is not valid (altered or forged)") from None
+    if isinstance(payload, dict):
+        delivery_id, subscriber_id = payload.get("d"), payload.get("s")
+        if type(delivery_id) is int and type(subscriber_id) is int:
+            return delivery_id, subscriber_id
+    raise InvalidTokenError("digest: this link is not valid (unexpected content)")
 
 
 def _fields(payload: object) -> tuple[int, tuple[int, ...]]:

@@ -9,6 +9,12 @@ this process, which is what small installations and most tests want.
 A worker that dies (a parser crash, the OOM killer) breaks the pool: it is started again, the
 batch is retried one document at a time, and a document that kills a worker on its own is
 reported unreadable, so one hostile feed cannot stop the service.
+
+The other way round, a worker outlives nothing: each watches a pipe whose only writing end is
+held by the polling process, and exits when it reads end-of-file, which is when that process
+is gone, however it died (SIGKILL, the OOM killer). The fork server and the resource tracker
+that multiprocessing starts beside the pool end by themselves once no worker holds their
+pipes, so a killed poller leaves no process behind.
 """
 
 from __future__ import annotations
@@ -20,10 +26,13 @@ import functools
 import logging
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
 from types import TracebackType
 
 from monitor.ingest.prepare import FeedDocument, Prepared, TopicSet, Unreadable, prepare_batch
@@ -241,4 +250,38 @@ def _process_executor(workers: int) -> ProcessPoolExecutor:
     # the database's), and spawn would import everything again for each worker.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["monitor.ingest.prepare"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    return _WorkerPool(workers, context)
+
+
+class _WorkerPool(ProcessPoolExecutor):
+    """A process pool whose workers exit as soon as the process that started it is gone."""
+
+    def __init__(self, workers: int, context: BaseContext) -> None:
+        # The workers get the reading end only: the writing end stays here, so end-of-file on
+        # the pipe means this process has closed it, or died.
+        reader, writer = context.Pipe(duplex=False)
+        super().__init__(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_exit_with_parent,
+            initargs=(reader,),
+        )
+        self._lifeline = (reader, writer)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Shut the pool down, then close the lifeline: any worker still there exits."""
+        super().shutdown(wait=wait, cancel_futures=cancel_futures)
+        for end in self._lifeline:
+            end.close()
+
+
+def _exit_with_parent(lifeline: Connection) -> None:
+    """In a worker process: exit at once when the parent's end of ``lifeline`` closes."""
+
+    def watch() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            lifeline.recv_bytes()
+        # No cleanup: the parent that would read the results is gone.
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

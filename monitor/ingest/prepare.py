@@ -12,7 +12,7 @@ import hashlib
 import logging
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from monitor.errors import FeedError
@@ -107,7 +107,9 @@ def entry_view(entry: ParsedEntry, *, feed_title: str, feed_url: str) -> Article
 
 def prepare_feed(document: FeedDocument, topics: TopicSet, rules: StoryRules) -> PreparedFeed:
     """Parse one document, sketch its entries for stories and tag them; raise FeedError."""
-    parsed = parse_feed(document.body, url=document.url, content_type=document.content_type)
+    parsed = drop_empty_entries(
+        parse_feed(document.body, url=document.url, content_type=document.content_type)
+    )
     entries = parsed.entries
     sketches = sketch_entries([(e.title, e.content or e.summary) for e in entries], rules)
     # Keys here too: canonical URLs and content fingerprints are CPU the writer need not spend.
@@ -124,6 +126,23 @@ def prepare_feed(document: FeedDocument, topics: TopicSet, rules: StoryRules) ->
             hits[key.key_hash] = tuple(matcher.match(view))
         hits = {key: found for key, found in hits.items() if found}
     return PreparedFeed(parsed, tuple(keys), tuple(sketches), hits)
+
+
+def drop_empty_entries(parsed: ParsedFeed) -> ParsedFeed:
+    """The feed without its items that have no link, no title and no text (what a truncated
+    document leaves of its last item), their number added to its warning."""
+    kept = [entry for entry in parsed.entries if _has_substance(entry)]
+    skipped = len(parsed.entries) - len(kept)
+    if not skipped:
+        return parsed
+    note = f"{skipped} {'item' if skipped == 1 else 'items'} without a link, title or text skipped"
+    return replace(parsed, entries=kept, warning=f"{parsed.warning}; {note}" if parsed.warning
+                   else note)  # fmt: skip
+
+
+def _has_substance(entry: ParsedEntry) -> bool:
+    return any(part.strip() for part in (entry.link or "", entry.title, entry.summary,
+                                          entry.content))  # fmt: skip
 
 
 def prepare_batch(

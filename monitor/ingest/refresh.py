@@ -44,6 +44,8 @@ class RefreshStatus(StrEnum):
     NOT_MODIFIED = "not_modified"
     UNCHANGED = "unchanged"
     FAILED = "failed"
+    # Not fetched: the server asked us to wait (Retry-After) and the wait is not over.
+    DEFERRED = "deferred"
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +240,8 @@ def _ingest(
         hint=hint,
         full_fetch=full,
         moved_to=fetched.moved_to,
+        parsed=True,
+        warning=parsed.warning,
     )
     record_success(session, feed, outcome, now=now, rng=ctx.rng, jitter=ctx.jitter)
     if parsed.warning:

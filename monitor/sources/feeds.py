@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,6 +39,8 @@ class FeedRef:
     hint: schedule.Hint | None = None
     # The worker that claimed the feed for this refresh (None: not claimed, as `monitor poll`).
     lease_owner: str | None = None
+    # Until when the server asked us to wait (Retry-After), if it did at the last check.
+    retry_after_until: datetime | None = None
 
 
 def ref_of(feed: Feed, *, lease_owner: str | None = None) -> FeedRef:
@@ -60,6 +62,7 @@ def ref_of(feed: Feed, *, lease_owner: str | None = None) -> FeedRef:
         items_per_day=feed.items_per_day,
         hint=hint,
         lease_owner=lease_owner,
+        retry_after_until=feed.retry_after_until,
     )
 
 
@@ -116,14 +119,25 @@ class FeedImport:
 
 
 def import_feeds(
-    session: Session, feeds: Iterable[OpmlFeed], *, interval: timedelta, now: datetime
+    session: Session,
+    feeds: Iterable[OpmlFeed],
+    *,
+    interval: timedelta,
+    now: datetime,
+    admit: Callable[[str], str] | None = None,
 ) -> FeedImport:
-    """Add every feed of an OPML list that is not there yet."""
+    """Add every feed of an OPML list that is not there yet.
+
+    ``admit`` checks each URL not there yet (the address guard, see ``sources.admission``)
+    and raises UsageError for one to refuse; feeds already there are not checked again.
+    """
     added: list[str] = []
     existing: list[str] = []
     rejected: list[str] = []
     for item in feeds:
         try:
+            if admit is not None and get_feed(session, item.url) is None:
+                admit(item.url)
             _, is_new = add_feed(
                 session,
                 url=item.url,
@@ -188,6 +202,10 @@ class CheckOutcome:
     hint: schedule.Hint | None = None
     full_fetch: bool = False  # sent without validators
     moved_to: str | None = None  # the feed's URL answered with a permanent redirect here
+    # The document was parsed at this check: its ``warning`` (None: none) replaces the last one.
+    # A 304 or an unchanged body keeps the warning of the document it repeats.
+    parsed: bool = False
+    warning: str | None = None
 
 
 def record_success(
@@ -208,6 +226,9 @@ def record_success(
     row.site_url = outcome.site_url or row.site_url
     row.state, row.error_count, row.last_error = FeedState.ACTIVE, 0, None
     row.disabled_reason = None
+    row.retry_after_until = None
+    if outcome.parsed:
+        row.last_warning = outcome.warning[:MAX_ERROR_LENGTH] if outcome.warning else None
     row.last_checked_at = row.last_success_at = now
     if outcome.full_fetch:
         row.last_full_fetch_at = now
@@ -264,6 +285,7 @@ def record_failure(
     if disable:
         row.disabled_reason = error[:MAX_ERROR_LENGTH]
     row.last_checked_at = now
+    row.retry_after_until = now + retry_after if retry_after else None
     row.next_check_at = schedule.next_check_after_error(
         now,
         feed.interval,

@@ -36,6 +36,8 @@ class FeedHealthRow:
     new_per_day: float
     next_check_at: datetime
     silent: str | None  # why the feed counts as silent, when it does
+    # What its last parsed document warned of (malformed, items skipped), though it is active.
+    warning: str | None = None
 
 
 def feed_health(session: Session, *, now: datetime, silent_factor: float) -> list[FeedHealthRow]:
@@ -64,6 +66,7 @@ def feed_health(session: Session, *, now: datetime, silent_factor: float) -> lis
             new_per_day=recent[feed.id or 0] / (RATE_WINDOW / timedelta(days=1)),
             next_check_at=feed.next_check_at,
             silent=silent.get(feed.id or 0),
+            warning=feed.last_warning,
         )
         for feed in feeds
     ]

@@ -12,6 +12,7 @@ leaves its leases to run out, and then another worker claims those feeds.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -23,7 +24,9 @@ from sqlmodel import Session, col, select, update
 
 from monitor.models import Feed, FeedState
 from monitor.sources.feeds import FeedRef, ref_of
+from monitor.workers import local_worker_gone
 
+log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 
@@ -56,6 +59,7 @@ def claim_due_feeds(
     The leases count once the caller commits, which it should do at once: on PostgreSQL the
     claimed rows stay locked until then, and other claimers pass over them.
     """
+    release_dead_feed_leases(session, now=now)
     statement = (
         select(Feed)
         .where(_claimable(now, due_by or now))
@@ -73,6 +77,31 @@ def claim_due_feeds(
         .execution_options(synchronize_session=False)
     )
     return [ref_of(row, lease_owner=owner) for row in rows]
+
+
+def release_dead_feed_leases(session: Session, *, now: datetime) -> int:
+    """Free the live feed leases held by processes of this host that have ended (a killed
+    ``monitor run``), so their feeds are polled now, not when the leases run out; how many."""
+    holders = session.exec(
+        select(Feed.lease_owner).where(col(Feed.lease_until) > now).distinct()
+    ).all()
+    released = 0
+    for holder in holders:
+        if not local_worker_gone(holder):
+            continue
+        freed = session.execute(
+            update(Feed)
+            .where(col(Feed.lease_owner) == holder)
+            .values(lease_owner=None, lease_until=None)
+            .returning(col(Feed.id))
+        ).all()
+        log.warning(
+            "feed leases released worker=%s feeds=%d reason=its process has ended",
+            holder,
+            len(freed),
+        )
+        released += len(freed)
+    return released
 
 
 def count_due_feeds(session: Session, *, now: datetime) -> int:

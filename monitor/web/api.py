@@ -38,6 +38,7 @@ from monitor.models import Article, Feed, Frequency, Match, Topic, TopicPriority
 from monitor.operations import retag_pending_topics
 from monitor.reports.store import get_report, list_reports
 from monitor.settings import Settings, parse_duration
+from monitor.sources.admission import HostResolver, refused_address, system_addresses
 from monitor.sources.feeds import add_feed, check_feed_url, import_feeds, list_feeds
 from monitor.sources.guard import AddressPolicy
 from monitor.sources.health import feed_health
@@ -45,7 +46,6 @@ from monitor.sources.opml import OpmlFeed, read_opml, write_opml
 from monitor.topics.catalog import apply_changes, check_query, create_topic, get_topic, list_topics
 from monitor.topics.query import QuerySyntaxError, parse_query
 from monitor.topics.tagging import backtest
-from monitor.web.pages import HostResolver, refused_address, system_addresses
 from monitor.web.selfservice import schedule_from
 
 # An OPML upload larger than this is refused (413) before the rest of it is read.
@@ -220,6 +220,8 @@ class FeedHealthOut(BaseModel):
     new_per_day: float
     next_check_at: datetime
     silent: str | None
+    # What the last parsed document warned of (malformed, items skipped); null: nothing.
+    warning: str | None = None
 
 
 class ImportOut(BaseModel):
@@ -545,6 +547,7 @@ def api_router(
                 new_per_day=row.new_per_day,
                 next_check_at=row.next_check_at,
                 silent=row.silent,
+                warning=row.warning,
             )
             for row in rows
         ]

@@ -27,9 +27,11 @@ from monitor.delivery.tokens import (
 )
 from monitor.models import Topic, utcnow
 from monitor.settings import Settings
+from monitor.sources.admission import HostResolver, system_addresses
 from monitor.web.api import api_router
 from monitor.web.atom import atom_router
-from monitor.web.pages import HostResolver, install_pages, system_addresses
+from monitor.web.digests import digest_router
+from monitor.web.pages import install_pages
 from monitor.web.selfservice import selfservice_router
 
 PAGE = "unsubscribe.html"
@@ -99,6 +101,7 @@ def create_app(
     app.include_router(api_router(settings, engine, clock=clock, resolve=resolve))
     app.include_router(atom_router(engine, base_url=settings.web.base_url, clock=clock))
     app.include_router(selfservice_router(engine, env, secret_key, clock=clock))
+    app.include_router(digest_router(settings, engine, env, secret_key))
     return app
 
 

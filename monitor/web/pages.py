@@ -9,8 +9,6 @@ too), and links from feeds only when they are http(s), so no markup from a feed 
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -19,7 +17,6 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
-import httpx
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -56,10 +53,12 @@ from monitor.reports.build import DayCount, day_bounds, local_day
 from monitor.reports.charts import volume_svg
 from monitor.reports.store import get_report, list_reports
 from monitor.settings import Settings
+from monitor.sources.admission import HostResolver, refused_address, system_addresses
 from monitor.sources.feeds import add_feed, check_feed_url, list_feeds
-from monitor.sources.guard import AddressPolicy, AddressRefusedError
+from monitor.sources.guard import AddressPolicy
 from monitor.sources.health import feed_health
 from monitor.sources.opml import OpmlFeed, read_opml, write_opml
+from monitor.text import shorten
 from monitor.topics.catalog import apply_changes, create_topic, get_topic, list_topics
 from monitor.topics.matcher import Span, explain
 from monitor.topics.query import QuerySyntaxError, parse_query
@@ -84,36 +83,6 @@ PAGE_HEADERS = {
         "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
 }
-# host -> the addresses it resolves to (injectable, so tests need no DNS).
-HostResolver = Callable[[str], list[str]]
-
-
-def system_addresses(host: str) -> list[str]:
-    """The addresses the system resolver gives for ``host`` (empty when it does not resolve)."""
-    try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        return []
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def refused_address(url: str, policy: AddressPolicy, resolve: HostResolver) -> str | None:
-    """Why the address guard would refuse ``url``'s host now (None: allowed or unknown yet).
-
-    A name that does not resolve today is let through: the fetch checks every connection
-    anyway, so this check only turns a certain refusal into a message at once.
-    """
-    host = httpx.URL(url).host
-    try:
-        addresses = [str(ipaddress.ip_address(host.strip("[]")))]
-    except ValueError:
-        addresses = resolve(host)
-    for address in addresses:
-        try:
-            policy.check(host, address)
-        except AddressRefusedError as exc:
-            return exc.reason
-    return None
 
 
 def highlight(text: str, ranges: Sequence[Sequence[int]]) -> Markup:
@@ -160,6 +129,7 @@ def page_environment() -> Environment:
     env.filters["highlight"] = highlight
     env.filters["safe_url"] = safe_url
     env.filters["field_ranges"] = field_ranges
+    env.filters["shorten"] = shorten
     env.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
     return env
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from monitor.db import create_db_engine
 from monitor.failpoints import FAILPOINT_ENV, FAILPOINTS
-from monitor.models import Delivery, DeliveryStatus, Match, Topic, utcnow
+from monitor.models import Delivery, DeliveryStatus, Match, Subscriber, Topic, utcnow
 from tests.utils.config import ConfigWriter
 from tests.utils.factories import add_article
 from tests.utils.smtpserver import SmtpServer
@@ -144,3 +145,70 @@ def test_sender_killed_at_a_failpoint_loses_nothing(
     assert set(received) == sent
     assert sorted(received.values()) == sorted([1] * (2 - repeated) + [2] * repeated)
     assert len(smtp_server.messages) == 2 + repeated
+
+
+def test_leases_of_a_killed_sender_are_shown_and_released_at_once(
+    config: ConfigWriter, smtp_server: SmtpServer, db_url: str
+) -> None:
+    config.smtp_port = smtp_server.port
+    path = config.write()
+    assert run_monitor(path, "init", env={}).returncode == 0
+    engine = create_db_engine(db_url)
+    try:
+        add_matched_articles(engine)
+        # The default lease, ten minutes: nobody waits for it to run out here.
+        killed = run_monitor(path, "digest", "send", env={FAILPOINT_ENV: "before-smtp"})
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        [held] = deliveries(engine)
+        assert held.claimed_until is not None
+        assert held.claimed_until > utcnow()
+
+        listed = run_monitor(path, "deliveries", "list", "--pending", env={})
+        assert f"{held.claimed_by} until {held.claimed_until:%Y-%m-%d %H:%M} UTC" in listed.stdout
+
+        restarted = run_monitor(path, "digest", "send", env={})
+
+        assert restarted.returncode == 0, restarted.stderr
+        assert restarted.stdout == "sent to analyst@example.org via SMTP 127.0.0.1:" + (
+            f"{smtp_server.port}\n"
+        )
+        assert f"delivery leases released worker={held.claimed_by} deliveries=1" in (
+            restarted.stderr
+        )
+        assert [d.status for d in deliveries(engine)] == [DeliveryStatus.SENT]
+        assert smtp_server.handler.message_ids() == [held.message_id]
+    finally:
+        engine.dispose()
+
+
+def test_a_lease_held_by_a_live_sender_is_said_to_wait(
+    config: ConfigWriter, smtp_server: SmtpServer, db_url: str
+) -> None:
+    config.smtp_port = smtp_server.port
+    path = config.write()
+    assert run_monitor(path, "init", env={}).returncode == 0
+    engine = create_db_engine(db_url)
+    # This test's own process stands for a sender still at work.
+    holder = f"{socket.gethostname()[:60]}:{os.getpid()}:cafe0001"
+    until = utcnow() + timedelta(minutes=10)
+    try:
+        add_matched_articles(engine)
+        with Session(engine) as session, session.begin():
+            subscriber = session.exec(select(Subscriber)).one()
+            session.add(
+                Delivery(subscriber_id=subscriber.id or 0, period_key="manual:held",
+                         message_id="<held@example.net>", next_attempt_at=utcnow(),
+                         created_at=utcnow(), claimed_by=holder, claimed_until=until)
+            )  # fmt: skip
+
+        again = run_monitor(path, "digest", "send", env={})
+
+        assert again.returncode == 0, again.stderr
+        assert "sent to analyst@example.org" in again.stdout
+        assert (
+            f"waiting 1 delivery leased to {holder} until {until:%Y-%m-%d %H:%M} UTC"
+            in again.stderr
+        )
+        assert len(smtp_server.messages) == 1
+    finally:
+        engine.dispose()

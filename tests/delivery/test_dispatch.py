@@ -314,6 +314,59 @@ def test_broken_template_override_is_a_config_error_and_sends_nothing(
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 0)
 
 
+def test_template_failing_on_one_digest_holds_that_one_and_sends_the_others(
+    config: ConfigWriter, start: Callable[[], World]
+) -> None:
+    config.subscribers = subscribers(2)
+    templates = config.directory / "templates"
+    templates.mkdir(parents=True)
+    # Fails only on reader01's digest: the sample digest it is checked on renders.
+    subject = templates / "digest_subject.txt"
+    subject.write_text(
+        '{{ prefix }} news\n{% if digest.email == "reader01@example.org" %}{{ 1/0 }}{% endif %}\n'
+    )
+    world = start()
+    world.add_article("Election interference probe opens", {ELECTION: 3.0})
+
+    report = world.send(LATER)
+
+    assert report.sent == ["reader00@example.org"]
+    [waiting] = report.retrying
+    assert re.fullmatch(
+        r"delivery \d+: \S+/digest_subject\.txt:2: template error: "
+        r"ZeroDivisionError: division by zero",
+        waiting,
+    )
+    held = [d for d in world.deliveries() if d.status == DeliveryStatus.PENDING]
+    [delivery] = held
+    assert delivery.attempts == 1
+    assert delivery.next_attempt_at == LATER + world.settings.mail.retry_backoff
+    assert "digest_subject.txt:2" in (delivery.last_error or "")
+
+    subject.write_text("{{ prefix }} news\n")
+    retried = world.send(delivery.next_attempt_at, scheduled=True)
+
+    assert retried.sent == ["reader01@example.org"]
+    assert [m.message["Message-ID"] for m in world.smtp.messages][1] == delivery.message_id
+
+
+def test_template_runtime_error_at_start_is_one_line(
+    config: ConfigWriter, start: Callable[[], World]
+) -> None:
+    templates = config.directory / "templates"
+    templates.mkdir(parents=True)
+    (templates / "digest_subject.txt").write_text("{{ prefix }}\n{{ 1/0 }}\n")
+    start()
+
+    result = CliRunner().invoke(app, ["--config", str(config.directory), "digest", "send"])
+
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"error: {templates / 'digest_subject.txt'}:2: template error: "
+        "ZeroDivisionError: division by zero"
+    ]
+
+
 def test_period_without_new_matches_is_recorded_empty_and_sends_nothing(world: World) -> None:
     eight_in_berlin = datetime(2024, 9, 9, 6, 0, tzinfo=UTC)
 
@@ -395,6 +448,41 @@ def test_preview_with_nothing_new_is_empty(world: World) -> None:
     assert world.row_counts() == counts
 
 
+def test_digest_on_demand_writes_nothing_for_those_with_nothing_new(
+    config: ConfigWriter, start: Callable[[], World]
+) -> None:
+    config.subscribers = subscribers(3)
+    world = start()
+
+    for minute in range(3):
+        report = world.send(LATER + timedelta(minutes=minute))
+        assert report.sent == []
+
+    assert world.deliveries() == []
+
+
+@pytest.mark.parametrize("notify_empty", [False, True])
+def test_dry_run_announces_what_the_real_send_sends(
+    config: ConfigWriter, start: Callable[[], World], notify_empty: bool
+) -> None:
+    config.subscribers = [
+        {"email": "quiet@example.org", "notify_empty": notify_empty, "topics": [ELECTION]},
+        {"email": "busy@example.org", "topics": [DISINFO]},
+    ]
+    world = start()
+    world.add_article("Troll farm exposed", {DISINFO: 3.0})
+    runner = CliRunner()
+    args = ["--config", str(config.directory), "digest", "send"]
+
+    dry = runner.invoke(app, [*args, "--dry-run"])
+    real = runner.invoke(app, args)
+
+    assert dry.exit_code == real.exit_code == 0, dry.output + real.output
+    assert dry.output == "would send to busy@example.org: [monitor] Russian disinformation (1)\n"
+    assert real.output.startswith("sent to busy@example.org via")
+    assert [r.recipients for r in world.smtp.messages] == [["busy@example.org"]]
+
+
 def test_delivery_rows_per_send(world: World) -> None:
     world.add_article("Election interference probe opens", {ELECTION: 3.0})
 
@@ -427,7 +515,7 @@ def test_long_digest_shows_the_newest_and_counts_the_rest(
         "* Newest probe",
         "* Middle probe",
     ]
-    assert "  ... and 1 more in this topic." in lines
+    assert "  ... and 1 more story in this topic. Every story of this digest:" in lines
 
 
 def test_retagged_article_already_delivered_is_not_delivered_again(world: World) -> None:

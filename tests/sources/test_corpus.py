@@ -127,7 +127,9 @@ def test_one_monitor_poll_of_the_whole_corpus_and_its_health(
 
     polled = runner.invoke(app, ["--config", str(path), "poll"])
 
-    assert polled.exit_code == 0, polled.output
+    # Exit status 1 when any feed failed (those the parser cannot read at all), else 0.
+    unreadable = any(not isinstance(parsed, ParsedFeed) for parsed in corpus_outcomes.values())
+    assert polled.exit_code == (1 if unreadable else 0), polled.output
     assert "Traceback" not in polled.output
     assert "internal error" not in polled.output
     output = " ".join(polled.output.split())

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
+from monitor.sources.opml import OpmlFeed, write_opml
 from tests.utils.config import ConfigWriter, fixture_feed
 from tests.utils.feedserver import FeedServer
 
@@ -30,7 +31,7 @@ def polled(config: ConfigWriter, feed_server: FeedServer) -> Path:
         feed_server.add("/page.html", b"<html><body>hi</body></html>", content_type="text/html"),
     ]
     path = config.write()
-    assert invoke(path, "poll")[0] == 0
+    assert invoke(path, "poll")[0] == 1  # three of them fail
     return path
 
 
@@ -87,3 +88,53 @@ def test_retry_usage_errors(polled: Path, args: list[str], message: str) -> None
 
     assert code == 1
     assert message in output
+
+
+METADATA = "http://169.254.169.254/latest/meta-data/"
+REFUSED = (
+    "connection to 169.254.169.254 refused: a link-local address (cloud metadata lives there) "
+    "(see fetch.allow_networks)"
+)
+
+
+@pytest.mark.parametrize(
+    ("allow", "code", "expected"),
+    [
+        ('["127.0.0.0/8"]', 1, f"error: feed URL refused: {METADATA}: {REFUSED}"),
+        # The guard honours fetch.allow_networks, here as anywhere.
+        ('["127.0.0.0/8", "169.254.0.0/16"]', 0, f"added: {METADATA}"),
+    ],
+)
+def test_feeds_add_applies_the_address_guard(
+    config: ConfigWriter, allow: str, code: int, expected: str
+) -> None:
+    path = config.write()
+    path.write_text(path.read_text().replace('allow_networks = ["127.0.0.0/8"]',
+                                             f"allow_networks = {allow}"))  # fmt: skip
+
+    assert invoke(path, "feeds", "add", METADATA) == (code, expected)
+
+
+def test_opml_imports_and_the_feeds_file_apply_the_address_guard(
+    config: ConfigWriter, feed_server: FeedServer, tmp_path: Path
+) -> None:
+    good = feed_server.add("/world.rss", fixture_feed("world.rss"))
+    config.feeds = [good, "http://10.0.0.7/feed.xml"]
+    path = config.write()
+    opml = tmp_path / "more.opml"
+    opml.write_bytes(write_opml([OpmlFeed(METADATA), OpmlFeed(feed_server.url("/other.rss"))]))
+
+    init = invoke(path, "init")
+    imported = invoke(path, "feeds", "import-opml", str(opml))
+    listed = invoke(path, "feeds", "list")
+
+    assert (
+        "skipped feed: feed URL refused: http://10.0.0.7/feed.xml: connection to 10.0.0.7 "
+        "refused: a private address" in init[1]
+    )
+    assert imported[0] == 0
+    assert "1 added, 0 already there" in imported[1]
+    assert f"skipped: feed URL refused: {METADATA}: {REFUSED}" in imported[1]
+    assert good in listed[1]
+    assert "10.0.0.7" not in listed[1]
+    assert "169.254.169.254" not in listed[1]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -269,3 +271,36 @@ def test_a_batch_cut_short_gives_its_leases_back(engine: Engine) -> None:
 )
 def test_worker_id(configured: str, expected: str) -> None:
     assert worker_id(configured) == expected
+
+
+def ended_process() -> int:
+    """The id of a process of this host that has just ended."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.parametrize(
+    ("holder", "released"),
+    [
+        # A process of this host that has ended: its feeds are free at once.
+        (lambda: f"{gethostname()}:{ended_process()}", True),
+        # Still running (the process that runs the tests' parent), another host, this process,
+        # a name set in the settings: left to expire.
+        (lambda: f"{gethostname()}:{os.getppid()}", False),
+        (lambda: f"elsewhere.example:{ended_process()}", False),
+        (lambda: f"{gethostname()}:{getpid()}", False),
+        (lambda: "worker-7", False),
+    ],
+)
+def test_leases_of_a_process_of_this_host_that_ended_are_released_at_once(
+    engine: Engine, holder: Callable[[], str], released: bool
+) -> None:
+    [url] = add_feeds(engine, 1)
+    owner = holder()
+    [taken] = claim(engine, owner)
+    assert taken.lease_owner == owner
+
+    again = claim(engine, "w2", now=NOW + timedelta(hours=1, minutes=1))
+
+    assert [f.url for f in again] == ([url] if released else [])

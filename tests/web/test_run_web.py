@@ -16,7 +16,18 @@ from tests.utils.config import ConfigWriter
 
 
 @pytest.mark.slow
-def test_monitor_run_web_serves_the_ui_and_stops_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("command", "stop"),
+    [
+        (["run", "--web"], signal.SIGTERM),
+        # `monitor web` on its own stops the same way: status 0, not 143 (128 + SIGTERM).
+        (["web"], signal.SIGTERM),
+        (["web"], signal.SIGINT),
+    ],
+)
+def test_monitor_run_web_serves_the_ui_and_stops_on_sigterm(
+    tmp_path: Path, command: list[str], stop: signal.Signals
+) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -25,8 +36,11 @@ def test_monitor_run_web_serves_the_ui_and_stops_on_sigterm(tmp_path: Path) -> N
     )
     writer.extra_toml = f'[web]\nport = {port}\nsecret_key_file = "{tmp_path / "key"}"\n'
     path = writer.write()
-    command = [sys.executable, "-m", "monitor", "--config", str(path), "run", "--web"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(path), *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         response = None
         for _ in range(600):
@@ -40,7 +54,7 @@ def test_monitor_run_web_serves_the_ui_and_stops_on_sigterm(tmp_path: Path) -> N
         assert response.status_code == 200
         assert "<h1>Sign in</h1>" in response.text
     finally:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop)
         code = process.wait(timeout=60)
         output = process.stdout.read().decode() if process.stdout else ""
         if process.stdout is not None:
