@@ -42,3 +42,18 @@ def _recompose_cyrillic(text: str) -> str:
 def split_words(text: str) -> list[str]:
     """The words of ``text``: runs of letters and digits, as they are (fold first to compare)."""
     return _WORD.findall(text)
+
+
+def article_text(summary: str, content: str, body: str = "") -> str:
+    """An article's text as matching reads it: the body extracted from its page first, then
+    whatever of the feed's summary and content the body does not already say.
+
+    Without a body, the summary and content. A teaser is usually the body's first sentence; kept
+    twice, its words would count twice and snippets would come from it, not from the body.
+    """
+    if not body.strip():
+        return f"{summary}\n\n{content}".strip()
+    feed_parts = [part for part in (summary.strip(), content.strip()) if part]
+    flat_body = " ".join(body.split()).casefold()
+    extra = [part for part in feed_parts if " ".join(part.split()).casefold() not in flat_body]
+    return "\n\n".join([body.strip(), *extra])

@@ -19,6 +19,7 @@ from sqlmodel import Session
 from monitor.cli.common import console, prepare, say, settings_of, show, tell, user_errors
 from monitor.cli.deliveries import deliveries_app
 from monitor.cli.feeds import feeds_app
+from monitor.cli.pages import articles_refetch, articles_show, extract
 from monitor.cli.prune import prune
 from monitor.cli.reports import daily_report
 from monitor.cli.subscriptions import subscribe, subscriptions_app, unsubscribe_command
@@ -32,7 +33,16 @@ from monitor.errors import ConfigError, NotFoundError, UsageError
 from monitor.ingest.refresh import RefreshResult, RefreshStatus
 from monitor.ingest.store import list_articles
 from monitor.models import Frequency, utcnow
-from monitor.operations import open_database, poll_feeds, send_digests, sync_config
+from monitor.operations import (
+    fetch_pages,
+    host_limits,
+    open_database,
+    poll_feeds,
+    prepare_pool,
+    send_digests,
+    sync_config,
+)
+from monitor.pages.run import PageOutcome, PageResult
 from monitor.service import run_service
 from monitor.settings import Settings, load_settings, parse_duration
 from monitor.topics.catalog import get_topic
@@ -141,11 +151,19 @@ def poll(
     feed: Annotated[
         list[str] | None, typer.Option("--feed", help="Only this feed URL (repeatable).")
     ] = None,
+    pages: Annotated[
+        bool,
+        typer.Option(
+            "--pages/--no-pages", help="Then fetch the due article pages (bodies, full-text tags)."
+        ),
+    ] = True,
 ) -> None:
-    """Refresh every active feed now (or only --feed), store and tag new articles."""
+    """Refresh every active feed now (or only --feed), store and tag new articles; then fetch
+    the pages of those whose feeds ask for them."""
     settings = settings_of(ctx)
     engine = prepare(ctx)
-    columns = (TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
     progress_console = console(stderr=True)
     with Progress(
         *columns,
@@ -153,17 +171,37 @@ def poll(
         transient=True,
         disable=not progress_console.is_terminal,
     ) as progress:
-        task = progress.add_task("poll", total=None)
-        results = asyncio.run(
-            poll_feeds(
-                engine,
-                settings,
-                urls=feed,
-                on_start=lambda total: progress.update(task, total=total),
-                on_done=lambda _result: progress.advance(task),
-            )
-        )
+
+        async def run() -> tuple[list[RefreshResult], list[PageResult]]:
+            hosts = host_limits(settings)
+            async with prepare_pool(settings) as pool:
+                task = progress.add_task("polling", total=None)
+                results = await poll_feeds(
+                    engine,
+                    settings,
+                    urls=feed,
+                    on_start=lambda total: progress.update(task, total=total),
+                    on_done=lambda _result: progress.advance(task),
+                    pool=pool,
+                    hosts=hosts,
+                )
+                if not pages:
+                    return results, []
+                pages_task = progress.add_task("pages", total=None)
+                fetched = await fetch_pages(
+                    engine,
+                    settings,
+                    pool=pool,
+                    hosts=hosts,
+                    on_start=lambda total: progress.update(pages_task, total=total),
+                    on_done=lambda _result: progress.advance(pages_task),
+                )
+            return results, fetched
+
+        results, page_results = asyncio.run(run())
     _print_poll_summary(results)
+    if page_results:
+        _print_pages_summary(page_results)
 
 
 def _print_poll_summary(results: list[RefreshResult]) -> None:
@@ -185,6 +223,25 @@ def _print_poll_summary(results: list[RefreshResult]) -> None:
             tell("failed", "red", f"{result.feed_url}: {result.error}")
         elif result.warning:
             tell("malformed", "yellow", f"{result.feed_url}: {result.warning}")
+
+
+def _print_pages_summary(results: list[PageResult]) -> None:
+    counts = Counter(result.outcome for result in results)
+    table = Table(title="article pages", show_header=True)
+    for column in ("pages", "stored", "will retry", "failed", "new matches"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(len(results)),
+        str(counts[PageOutcome.STORED]),
+        str(counts[PageOutcome.RETRYING]),
+        str(counts[PageOutcome.FAILED]),
+        str(sum(r.new_matches for r in results)),
+    )
+    show(table)
+    for result in results:
+        if result.outcome is not PageOutcome.STORED:
+            label = "page failed" if result.outcome is PageOutcome.FAILED else "page will retry"
+            tell(label, "yellow", f"{result.url}: {result.reason}")
 
 
 @articles_app.command("list")
@@ -315,6 +372,9 @@ app.command("report")(daily_report)
 app.command("prune")(prune)
 app.command("subscribe")(subscribe)
 app.command("unsubscribe")(unsubscribe_command)
+app.command("extract")(extract)
+articles_app.command("show")(articles_show)
+articles_app.command("refetch")(articles_refetch)
 
 
 def main() -> None:

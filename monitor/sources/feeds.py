@@ -12,7 +12,7 @@ import httpx
 from sqlmodel import Session, col, select, update
 
 from monitor.errors import NotFoundError, UsageError
-from monitor.models import Feed, FeedState
+from monitor.models import Feed, FeedState, FetchPages
 from monitor.sources import schedule
 from monitor.sources.opml import OpmlFeed
 
@@ -39,6 +39,8 @@ class FeedRef:
     hint: schedule.Hint | None = None
     # The worker that claimed the feed for this refresh (None: not claimed, as `monitor poll`).
     lease_owner: str | None = None
+    # Whether its new articles' pages are fetched (auto, always, never).
+    fetch_pages: str = FetchPages.AUTO
 
 
 def ref_of(feed: Feed, *, lease_owner: str | None = None) -> FeedRef:
@@ -60,6 +62,7 @@ def ref_of(feed: Feed, *, lease_owner: str | None = None) -> FeedRef:
         items_per_day=feed.items_per_day,
         hint=hint,
         lease_owner=lease_owner,
+        fetch_pages=feed.fetch_pages,
     )
 
 

@@ -1,0 +1,55 @@
+"""Per-host politeness one process shares between feed polls and article pages.
+
+Every request to a host, feed or page, takes one of that host's ``per_host`` slots, so feeds
+and pages together never hold more than ``fetch.per_host`` connections to it. Page requests
+also keep to a pace per host (``pages.per_host_interval`` between their starts), and a host
+that answered 429 or 503 with Retry-After gets no page request before that time. Each host
+waits on its own: a site with hundreds of pages due never delays another site's pages or any
+feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+
+class HostLimits:
+    """Slots per host (feeds and pages) and the pace of page requests per host."""
+
+    def __init__(
+        self,
+        per_host: int,
+        *,
+        page_interval: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_host = per_host
+        self.page_interval = page_interval
+        self._clock = clock
+        # Shared with the feed refresher (RefreshContext.host_gates), so both count the same.
+        self.gates: dict[str, asyncio.Semaphore] = {}
+        self._turns: dict[str, asyncio.Lock] = {}
+        self._next_page: dict[str, float] = {}
+
+    def gate(self, host: str) -> asyncio.Semaphore:
+        """The host's slots."""
+        return self.gates.setdefault(host, asyncio.Semaphore(self.per_host))
+
+    def pause(self, host: str, seconds: float) -> None:
+        """No page request to ``host`` for ``seconds`` (the server's Retry-After)."""
+        until = self._clock() + seconds
+        self._next_page[host] = max(self._next_page.get(host, 0.0), until)
+
+    @asynccontextmanager
+    async def page_slot(self, host: str) -> AsyncIterator[None]:
+        """Wait for the host's turn (its pace) and a free slot; hold the slot in the block."""
+        async with self._turns.setdefault(host, asyncio.Lock()):
+            wait = self._next_page.get(host, 0.0) - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._next_page[host] = self._clock() + self.page_interval
+        async with self.gate(host):
+            yield
