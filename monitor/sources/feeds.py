@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import httpx
@@ -89,6 +89,7 @@ def add_feed(
     category: str = "",
     interval: timedelta,
     now: datetime,
+    fetch_pages: str | None = None,
 ) -> tuple[Feed, bool]:
     """Add a feed, due at once; return it and whether it is new (an existing URL is kept)."""
     url = check_feed_url(url)
@@ -103,6 +104,7 @@ def add_feed(
         interval_seconds=int(interval.total_seconds()),
         next_check_at=now,
         created_at=now,
+        fetch_pages=FetchPages(fetch_pages or FetchPages.AUTO),
     )
     session.add(feed)
     session.flush()
@@ -116,6 +118,8 @@ class FeedImport:
     added: list[str]
     existing: list[str]
     rejected: list[str]
+    # Existing feeds whose fetchPages the list changed.
+    updated: list[str] = field(default_factory=list)
 
 
 def import_feeds(
@@ -125,9 +129,10 @@ def import_feeds(
     added: list[str] = []
     existing: list[str] = []
     rejected: list[str] = []
+    updated: list[str] = []
     for item in feeds:
         try:
-            _, is_new = add_feed(
+            feed, is_new = add_feed(
                 session,
                 url=item.url,
                 title=item.title,
@@ -135,12 +140,31 @@ def import_feeds(
                 category=item.category,
                 interval=interval,
                 now=now,
+                fetch_pages=item.fetch_pages,
             )
         except UsageError as exc:
             rejected.append(str(exc))
             continue
         (added if is_new else existing).append(item.url)
-    return FeedImport(added, existing, rejected)
+        # A list that says fetchPages is followed, for feeds already there too.
+        if not is_new and item.fetch_pages and feed.fetch_pages != item.fetch_pages:
+            feed.fetch_pages = FetchPages(item.fetch_pages)
+            session.add(feed)
+            updated.append(item.url)
+    return FeedImport(added, existing, rejected, updated)
+
+
+def set_fetch_pages(session: Session, url: str, mode: str) -> Feed:
+    """Set whether a feed's new articles have their pages fetched (auto, always, never)."""
+    feed = get_feed(session, url)
+    if feed is None:
+        raise NotFoundError(f"no such feed: {url.strip()} (see `monitor feeds list`)")
+    try:
+        feed.fetch_pages = FetchPages(mode)
+    except ValueError:
+        raise UsageError(f"fetch_pages must be auto, always or never, not {mode!r}") from None
+    session.add(feed)
+    return feed
 
 
 def get_feed(session: Session, url: str) -> Feed | None:
