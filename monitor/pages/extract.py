@@ -86,7 +86,7 @@ _LABEL = re.compile(
     r"advertisement|sponsored(?:\s+content)?|читайте\s+также|читайте\s+по\s+теме|по\s+теме|"
     r"смотрите\s+также|подробнее|реклама|lesen\s+sie\s+(?:auch|mehr)|mehr\s+zum\s+thema|"
     r"anzeige|(?:à\s+)?lire\s+aussi|voir\s+aussi|lee\s+también|te\s+puede\s+interesar|"
-    r"leggi\s+anche)\b\s*(?:[:.!|>»\-\u2013\u2014]|$)",
+    r"leggi\s+anche)\b[ \t]*(?:[:.!|>»\-\u2013\u2014\n]|$)",
     re.IGNORECASE,
 )
 LABEL_MAX_CHARS = 300

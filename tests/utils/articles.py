@@ -46,7 +46,7 @@ class ArticlePage:
         """One sentence of the body: what a news feed says of the article."""
         first = self.body.strip().split("\n", 1)[0]
         cut = first.find(". ", 40)
-        return first[: cut + 1] if 0 < cut < 200 else first[:150]
+        return (first[: cut + 1] if 0 < cut < 200 else first[:150]).strip()
 
 
 def articles_location() -> Path:
