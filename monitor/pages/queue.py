@@ -254,6 +254,16 @@ def record_page_failure(
     return given_up
 
 
+def defer_page(session: Session, job: PageJob, *, until: datetime) -> None:
+    """Put a page back for later without counting an attempt (its host asked for a pause)."""
+    session.execute(
+        update(ArticlePage)
+        .where(col(ArticlePage.article_id) == job.article_id)
+        .values(next_attempt_at=until)
+    )
+    release_page_lease(session, job)
+
+
 def release_page_lease(session: Session, job: PageJob) -> None:
     """End the lease ``job`` was claimed under, if its claimer still holds it (as feeds do)."""
     if job.lease_owner is None:

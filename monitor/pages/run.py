@@ -35,6 +35,7 @@ from monitor.pages.prepare import PageDocument, PagePrepared, PageUnreadable, pr
 from monitor.pages.queue import (
     PageJob,
     claim_due_pages,
+    defer_page,
     expire_pages,
     record_page_failure,
     release_page_leases,
@@ -42,7 +43,7 @@ from monitor.pages.queue import (
 from monitor.pages.store import StoredPage, store_page
 from monitor.settings import FetchSettings, PagesSettings
 from monitor.sources.fetch import FetchStatusError
-from monitor.sources.hosts import HostLimits
+from monitor.sources.hosts import HostLimits, HostPausedError
 
 log = logging.getLogger(__name__)
 # Pages of one host claimed and not finished, per process: enough to keep its pace, few enough
@@ -164,6 +165,10 @@ async def _refresh(job: PageJob, ctx: PageContext) -> PageResult:
             chars=len(page.text),
             new_matches=stored.new_matches if stored else 0,
         )
+    except HostPausedError as exc:
+        until = ctx.clock() + timedelta(seconds=exc.seconds)
+        await ctx.writer.write(lambda session: defer_page(session, job, until=until))
+        return PageResult(job.article_id, job.url, PageOutcome.RETRYING, reason=str(exc))
     except FetchStatusError as exc:
         retry_after = None
         if exc.retry_after is not None:
@@ -319,6 +324,7 @@ async def refresh_pages(
             free = room - len(running)
             if not exhausted and (free >= max(1, room // 4) or not running):
                 busy = {host for host, count in per_host.items() if count >= HOST_BACKLOG}
+                busy |= ctx.hosts.paused_hosts()
                 jobs = await asyncio.to_thread(
                     _claim,
                     ctx.engine,

@@ -16,6 +16,20 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 
+# A page waits at most this long for its host's turn; a host paused for longer (Retry-After)
+# has its pages put back in the queue for later instead.
+MAX_PAGE_WAIT = 60.0
+
+
+class HostPausedError(Exception):
+    """The host asked for a pause longer than a page may wait for; ``seconds`` of it remain."""
+
+    def __init__(self, host: str, seconds: float) -> None:
+        super().__init__(f"{host} asked us to wait {seconds:.0f} s")
+        self.host = host
+        self.seconds = seconds
+
+
 class HostLimits:
     """Slots per host (feeds and pages) and the pace of page requests per host."""
 
@@ -43,12 +57,22 @@ class HostLimits:
         until = self._clock() + seconds
         self._next_page[host] = max(self._next_page.get(host, 0.0), until)
 
+    def paused_hosts(self) -> set[str]:
+        """Hosts whose next page request is further off than a page may wait."""
+        now = self._clock()
+        return {host for host, when in self._next_page.items() if when - now > MAX_PAGE_WAIT}
+
     @asynccontextmanager
     async def page_slot(self, host: str) -> AsyncIterator[None]:
-        """Wait for the host's turn (its pace) and a free slot; hold the slot in the block."""
+        """Wait for the host's turn (its pace) and a free slot; hold the slot in the block.
+
+        Raise HostPausedError when the turn is further off than MAX_PAGE_WAIT.
+        """
         async with self._turns.setdefault(host, asyncio.Lock()):
-            wait = self._next_page.get(host, 0.0) - self._clock()
-            if wait > 0:
+            # Looked at again after each wait: a pause may have come meanwhile (a 429).
+            while (wait := self._next_page.get(host, 0.0) - self._clock()) > 0:
+                if wait > MAX_PAGE_WAIT:
+                    raise HostPausedError(host, wait)
                 await asyncio.sleep(wait)
             self._next_page[host] = self._clock() + self.page_interval
         async with self.gate(host):
