@@ -68,12 +68,17 @@ class HostLimits:
 
         Raise HostPausedError when the turn is further off than MAX_PAGE_WAIT.
         """
+        gate = self.gate(host)
         async with self._turns.setdefault(host, asyncio.Lock()):
             # Looked at again after each wait: a pause may have come meanwhile (a 429).
             while (wait := self._next_page.get(host, 0.0) - self._clock()) > 0:
                 if wait > MAX_PAGE_WAIT:
                     raise HostPausedError(host, wait)
                 await asyncio.sleep(wait)
+            # The slot is taken within the turn, so the pace counts from the request's start.
+            await gate.acquire()
             self._next_page[host] = self._clock() + self.page_interval
-        async with self.gate(host):
+        try:
             yield
+        finally:
+            gate.release()
