@@ -153,10 +153,15 @@ def _poll(pages: tuple[ArticlePage, ...]) -> Table:
         fetched = sum(1 for path, _headers in server.requests if path.startswith("/copy"))
     table = Table(POLL_TITLE, ["value"])
     table.add("wall time", "s", measured.seconds)
+    table.add("CPU time (process tree)", "s", measured.cpu_seconds)
     table.add("peak RSS (process tree)", "MB", measured.peak_rss_mb)
     table.add("peak PSS (process tree)", "MB", measured.peak_pss_mb)
     table.add("processes", "", measured.processes)
     table.add("pages fetched", "", fetched)
+    table.notes.append(
+        "one host, pages.per_host_interval 0s, fetch.per_host 2; the machine's load average "
+        "shows in the header: wall time grows with it, CPU time much less"
+    )
     if measured.returncode:
         table.notes.append(f"monitor poll exited {measured.returncode}: {measured.stderr}")
     return table

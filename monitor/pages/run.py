@@ -46,8 +46,8 @@ from monitor.sources.fetch import FetchStatusError
 from monitor.sources.hosts import HostLimits, HostPausedError
 
 log = logging.getLogger(__name__)
-# Pages of one host claimed and not finished, per process: enough to keep its pace, few enough
-# that a claim never takes a site's whole backlog from other workers.
+# Pages of one host claimed and not fetched yet, per process: enough to keep its pace, few
+# enough that a claim never takes a site's whole backlog from other workers.
 HOST_BACKLOG = 4
 # Fetch failures retrying cannot mend (by the fetcher's messages): the address guard, the size
 # cap, non-http redirects, loops.
@@ -99,10 +99,15 @@ class PageContext:
         return ExtractRules(min_chars=self.pages.min_chars, max_chars=self.pages.max_body_chars)
 
 
-async def refresh_page(job: PageJob, ctx: PageContext) -> PageResult:
-    """Fetch, extract, store and retag one page; log one line saying how it went."""
+async def refresh_page(
+    job: PageJob, ctx: PageContext, *, on_fetched: Callable[[], None] | None = None
+) -> PageResult:
+    """Fetch, extract, store and retag one page; log one line saying how it went.
+
+    ``on_fetched`` is called once the host is done with (the page fetched, or not).
+    """
     started = time.monotonic()
-    result = await _refresh(job, ctx)
+    result = await _refresh(job, ctx, on_fetched or (lambda: None))
     duration = time.monotonic() - started
     if result.outcome is PageOutcome.STORED:
         log.info(
@@ -127,16 +132,19 @@ async def refresh_page(job: PageJob, ctx: PageContext) -> PageResult:
     return result
 
 
-async def _refresh(job: PageJob, ctx: PageContext) -> PageResult:
+async def _refresh(job: PageJob, ctx: PageContext, on_fetched: Callable[[], None]) -> PageResult:
     """This is the ONE place that catches every per-page error."""
     try:
-        async with ctx.hosts.page_slot(job.host), ctx.gate:
-            fetched = await fetch_page(
-                ctx.client,
-                job.url,
-                max_bytes=ctx.pages.max_bytes,
-                deadline=ctx.fetch.timeout.total_seconds(),
-            )
+        try:
+            async with ctx.hosts.page_slot(job.host), ctx.gate:
+                fetched = await fetch_page(
+                    ctx.client,
+                    job.url,
+                    max_bytes=ctx.pages.max_bytes,
+                    deadline=ctx.fetch.timeout.total_seconds(),
+                )
+        finally:
+            on_fetched()
         prepared = await _prepare(ctx, _document(job, fetched))
         if isinstance(prepared, PageUnreadable):
             if prepared.internal:
@@ -337,7 +345,9 @@ async def refresh_pages(
                 )
                 for job in jobs:
                     per_host[job.host] += 1
-                    running[asyncio.create_task(refresh_page(job, ctx))] = job
+                    done_fetching = _countdown(per_host, job.host)
+                    task = asyncio.create_task(refresh_page(job, ctx, on_fetched=done_fetching))
+                    running[task] = job
                 # Nothing claimable beyond the busy hosts: claim again once one is done.
                 exhausted = not jobs and not busy
                 if jobs and len(running) < room:
@@ -346,8 +356,7 @@ async def refresh_pages(
                 break
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                job = running.pop(task)
-                per_host[job.host] -= 1
+                running.pop(task)
                 result = task.result()
                 results.append(result)
                 if on_done is not None:
@@ -363,6 +372,18 @@ async def refresh_pages(
         await asyncio.shield(asyncio.to_thread(_in_transaction, ctx.engine, release))
         raise
     return results
+
+
+def _countdown(per_host: Counter[str], host: str) -> Callable[[], None]:
+    """A callback that takes one page off the host's count, once."""
+    pending = [True]
+
+    def done() -> None:
+        if pending:
+            pending.clear()
+            per_host[host] -= 1
+
+    return done
 
 
 def _in_transaction(engine: Engine, job: Callable[[Session], None]) -> None:

@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-
 # A page waits at most this long for its host's turn; a host paused for longer (Retry-After)
 # has its pages put back in the queue for later instead.
 MAX_PAGE_WAIT = 60.0

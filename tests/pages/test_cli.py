@@ -52,7 +52,9 @@ def test_extract_a_saved_page_as_json(local: ConfigWriter, tmp_path: Path) -> No
     saved = tmp_path / "page.html"
     saved.write_bytes(page.html)
 
-    code, output = invoke(local.write(), "extract", str(saved), "--url", page.url, "--format", "json")
+    code, output = invoke(
+        local.write(), "extract", str(saved), "--url", page.url, "--format", "json"
+    )
 
     assert code == 0, output
     data = json.loads(output)
@@ -62,7 +64,9 @@ def test_extract_a_saved_page_as_json(local: ConfigWriter, tmp_path: Path) -> No
     assert page.body.split("\n", 1)[0][:60] in data["text"]
 
 
-def test_extract_a_url_through_the_guarded_client(local: ConfigWriter, feed_server: FeedServer) -> None:
+def test_extract_a_url_through_the_guarded_client(
+    local: ConfigWriter, feed_server: FeedServer
+) -> None:
     url = feed_server.add("/probe", STORY.encode(), content_type="text/html")
     config = local.write()
 
@@ -93,9 +97,13 @@ def test_extract_errors_are_one_line(
     assert "Traceback" not in output
 
 
-def test_extract_refuses_an_address_the_guard_refuses(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_extract_refuses_an_address_the_guard_refuses(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
     url = feed_server.add("/probe", STORY.encode(), content_type="text/html")
-    closed = ConfigWriter(tmp_path / "c", database_url=f"sqlite:///{tmp_path}/m.db", outbox=tmp_path)
+    closed = ConfigWriter(
+        tmp_path / "c", database_url=f"sqlite:///{tmp_path}/m.db", outbox=tmp_path
+    )
     closed.write()
     toml = (closed.directory / "monitor.toml").read_text().replace('["127.0.0.0/8"]', "[]")
     (closed.directory / "monitor.toml").write_text(toml)
@@ -111,7 +119,9 @@ def test_poll_fetches_pages_and_articles_show_tells_where_the_text_came_from(
     local: ConfigWriter, feed_server: FeedServer
 ) -> None:
     link = feed_server.add("/probe", STORY.encode(), content_type="text/html")
-    local.feeds = [feed_server.add("/f.rss", teaser_feed(iter([(link, "Probe", "Officials spoke.")])))]
+    local.feeds = [
+        feed_server.add("/f.rss", teaser_feed(iter([(link, "Probe", "Officials spoke.")])))
+    ]
     config = local.write()
 
     code, output = invoke(config, "poll")

@@ -19,14 +19,30 @@ NOW = datetime(2024, 9, 10, 5, 0, tzinfo=UTC)
 
 
 def add_page(
-    session: Session, n: int, host: str, status: PageStatus, *, reason: str | None = None,
-    at: datetime = NOW - timedelta(hours=1), seen: datetime = NOW,
-) -> int:  # fmt: skip
+    session: Session,
+    n: int,
+    host: str,
+    status: PageStatus,
+    *,
+    reason: str | None = None,
+    at: datetime = NOW - timedelta(hours=1),
+    seen: datetime = NOW,
+) -> int:
     """An article of ``host`` whose page was last tried at ``at``."""
     article = add_article(session, f"{host} {n}", seen=seen, url=f"https://{host}/{n}")
-    session.add(ArticlePage(article_id=article.id or 0, url=article.url, host=host, status=status,
-                            attempts=1, last_attempt_at=at, reason=reason, created_at=seen,
-                            next_attempt_at=at + timedelta(minutes=10)))  # fmt: skip
+    session.add(
+        ArticlePage(
+            article_id=article.id or 0,
+            url=article.url,
+            host=host,
+            status=status,
+            attempts=1,
+            last_attempt_at=at,
+            reason=reason,
+            created_at=seen,
+            next_attempt_at=at + timedelta(minutes=10),
+        )
+    )
     session.flush()
     return article.id or 0
 
@@ -34,15 +50,33 @@ def add_page(
 def seed_hosts(engine: Engine) -> None:
     with Session(engine) as session, session.begin():
         for n in range(4):  # a site that blocks us
-            add_page(session, n, "blocked.example", PageStatus.FAILED,
-                     reason="fetch: HTTP 403 Forbidden", at=NOW - timedelta(hours=2 + n))  # fmt: skip
-        add_page(session, 9, "blocked.example", PageStatus.PENDING,
-                 reason="fetch: HTTP 403 Forbidden (latest)", at=NOW - timedelta(minutes=5))  # fmt: skip
+            add_page(
+                session,
+                n,
+                "blocked.example",
+                PageStatus.FAILED,
+                reason="fetch: HTTP 403 Forbidden",
+                at=NOW - timedelta(hours=2 + n),
+            )
+        add_page(
+            session,
+            9,
+            "blocked.example",
+            PageStatus.PENDING,
+            reason="fetch: HTTP 403 Forbidden (latest)",
+            at=NOW - timedelta(minutes=5),
+        )
         for n in range(5):  # one failure among many: not a lasting problem
             add_page(session, n, "flaky.example", PageStatus.DONE)
         add_page(session, 7, "flaky.example", PageStatus.PENDING, reason="fetch: timed out")
-        add_page(session, 8, "old.example", PageStatus.FAILED, reason="fetch: HTTP 500",
-                 at=NOW - timedelta(days=3))  # fmt: skip
+        add_page(
+            session,
+            8,
+            "old.example",
+            PageStatus.FAILED,
+            reason="fetch: HTTP 500",
+            at=NOW - timedelta(days=3),
+        )
 
 
 def test_page_health_counts_per_host_within_a_day(engine: Engine) -> None:

@@ -27,7 +27,9 @@ from tests.utils.feedserver import FeedServer, running_feed_server
 PROSE = "<p>" + "Investigators traced the influence campaign to servers abroad. " * 12 + "</p>"
 GOOD = f"<html><head><title>Good</title></head><body><article>{PROSE * 3}</article></body></html>"
 RUSSIAN = "<p>" + "Иностранные кибергруппы атаковали серверы избирательной комиссии. " * 8 + "</p>"
-CP1251 = f"<html><head><title>Выборы</title></head><body><article>{RUSSIAN * 3}</article></body></html>"
+CP1251 = (
+    f"<html><head><title>Выборы</title></head><body><article>{RUSSIAN * 3}</article></body></html>"
+)
 CONSENT = (
     "<html><body><div class='cmp'><h2>We value your privacy</h2><p>We and our partners use "
     "cookies and process personal data. Accept all, Reject all, or Manage options.</p></div>"
@@ -57,40 +59,110 @@ class Case:
 
 
 CASES = [
-    Case("/big", {"body": b"<html>" + b" " * (30 * MB), "content_type": "text/html"},
-         PageStatus.FAILED, r"31,457,286 bytes exceeds the 5,000,000 byte cap"),
-    Case("/big-chunked", {"body": b"<html>" + b"a" * (30 * MB), "content_type": "text/html",
-                          "chunk_size": MB}, PageStatus.FAILED, r"exceeds the 5,000,000 byte cap"),
-    Case("/bomb", {"body": gzip_bomb(1 << 30), "content_type": "text/html",
-                   "headers": {"Content-Encoding": "gzip"}},
-         PageStatus.FAILED, r"exceeds the 5,000,000 byte cap"),
-    Case("/drip", {"body": GOOD.encode(), "content_type": "text/html", "chunk_size": 16,
-                   "chunk_delay": 0.2}, PageStatus.PENDING, r"no complete answer within 2 s"),
-    Case("/metadata", {"body": b"", "status": 302, "validators": False,
-                       "headers": {"Location": "http://169.254.169.254/latest/meta-data/"}},
-         PageStatus.FAILED, r"redirect to http://169\.254\.169\.254.*link-local"),
-    Case("/nested", {"body": NESTED.encode(), "content_type": "text/html"},
-         PageStatus.PENDING, r"too little article text"),
-    Case("/report.pdf", {"body": b"%PDF-1.7\n" + bytes(5000), "content_type": "application/pdf"},
-         PageStatus.FAILED, r"not an HTML page: application/pdf"),
-    Case("/pdf-as-html", {"body": b"%PDF-1.7\n" + bytes(5000), "content_type": "text/html"},
-         PageStatus.FAILED, r"not an HTML page: a PDF document"),
-    Case("/photo", {"body": b"\x89PNG\r\n\x1a\n" + bytes(5000), "content_type": "image/png"},
-         PageStatus.FAILED, r"not an HTML page: image/png"),
-    Case("/consent", {"body": CONSENT.encode(), "content_type": "text/html"},
-         PageStatus.PENDING, r"consent or paywall"),
+    Case(
+        "/big",
+        {"body": b"<html>" + b" " * (30 * MB), "content_type": "text/html"},
+        PageStatus.FAILED,
+        r"31,457,286 bytes exceeds the 5,000,000 byte cap",
+    ),
+    Case(
+        "/big-chunked",
+        {"body": b"<html>" + b"a" * (30 * MB), "content_type": "text/html", "chunk_size": MB},
+        PageStatus.FAILED,
+        r"exceeds the 5,000,000 byte cap",
+    ),
+    Case(
+        "/bomb",
+        {
+            "body": gzip_bomb(1 << 30),
+            "content_type": "text/html",
+            "headers": {"Content-Encoding": "gzip"},
+        },
+        PageStatus.FAILED,
+        r"exceeds the 5,000,000 byte cap",
+    ),
+    Case(
+        "/drip",
+        {"body": GOOD.encode(), "content_type": "text/html", "chunk_size": 16, "chunk_delay": 0.2},
+        PageStatus.PENDING,
+        r"no complete answer within 2 s",
+    ),
+    Case(
+        "/metadata",
+        {
+            "body": b"",
+            "status": 302,
+            "validators": False,
+            "headers": {"Location": "http://169.254.169.254/latest/meta-data/"},
+        },
+        PageStatus.FAILED,
+        r"redirect to http://169\.254\.169\.254.*link-local",
+    ),
+    Case(
+        "/nested",
+        {"body": NESTED.encode(), "content_type": "text/html"},
+        PageStatus.PENDING,
+        r"too little article text",
+    ),
+    Case(
+        "/report.pdf",
+        {"body": b"%PDF-1.7\n" + bytes(5000), "content_type": "application/pdf"},
+        PageStatus.FAILED,
+        r"not an HTML page: application/pdf",
+    ),
+    Case(
+        "/pdf-as-html",
+        {"body": b"%PDF-1.7\n" + bytes(5000), "content_type": "text/html"},
+        PageStatus.FAILED,
+        r"not an HTML page: a PDF document",
+    ),
+    Case(
+        "/photo",
+        {"body": b"\x89PNG\r\n\x1a\n" + bytes(5000), "content_type": "image/png"},
+        PageStatus.FAILED,
+        r"not an HTML page: image/png",
+    ),
+    Case(
+        "/consent",
+        {"body": CONSENT.encode(), "content_type": "text/html"},
+        PageStatus.PENDING,
+        r"consent or paywall",
+    ),
     Case("/gone-missing", None, PageStatus.PENDING, r"HTTP 404"),
-    Case("/busy", {"body": b"slow down", "status": 429, "content_type": "text/plain",
-                   "headers": {"Retry-After": "3600"}}, PageStatus.PENDING, r"HTTP 429",
-         other_host=True),
+    Case(
+        "/busy",
+        {
+            "body": b"slow down",
+            "status": 429,
+            "content_type": "text/plain",
+            "headers": {"Retry-After": "3600"},
+        },
+        PageStatus.PENDING,
+        r"HTTP 429",
+        other_host=True,
+    ),
     # The same site's next page waits for the hour it asked for, without an attempt.
-    Case("/busy-next", {"body": GOOD.encode(), "content_type": "text/html"}, PageStatus.PENDING,
-         "", other_host=True, attempts=0),
-    Case("/cp1251", {"body": CP1251.encode("cp1251"), "content_type": "text/html"},
-         PageStatus.DONE, ""),
-    Case("/good", {"body": GOOD.encode(), "content_type": "text/html; charset=utf-8"},
-         PageStatus.DONE, ""),
-]  # fmt: skip
+    Case(
+        "/busy-next",
+        {"body": GOOD.encode(), "content_type": "text/html"},
+        PageStatus.PENDING,
+        "",
+        other_host=True,
+        attempts=0,
+    ),
+    Case(
+        "/cp1251",
+        {"body": CP1251.encode("cp1251"), "content_type": "text/html"},
+        PageStatus.DONE,
+        "",
+    ),
+    Case(
+        "/good",
+        {"body": GOOD.encode(), "content_type": "text/html; charset=utf-8"},
+        PageStatus.DONE,
+        "",
+    ),
+]
 
 
 @dataclass
@@ -121,8 +193,11 @@ def _poll_hostile_site(server: FeedServer, other: FeedServer, directory: Path) -
             site.add(case.path, **case.route)  # type: ignore[arg-type]
         items.append((site.url(case.path), f"Item {case.path}", f"Teaser of {case.path}."))
     feed = server.add("/hostile.rss", teaser_feed(iter(items)))
-    config = ConfigWriter(directory / "config", database_url=f"sqlite:///{directory}/m.db",
-                          outbox=directory / "outbox")  # fmt: skip
+    config = ConfigWriter(
+        directory / "config",
+        database_url=f"sqlite:///{directory}/m.db",
+        outbox=directory / "outbox",
+    )
     config.feeds = [feed]
     # Paced, so that a site's second page starts after its first one's answer (the 429).
     config.pages = {"enabled": "true", "per_host_interval": '"0.3s"', "max_bytes": "5000000"}

@@ -68,6 +68,6 @@ def test_one_poll_gives_every_article_its_body_and_tags_on_body_words(
     headers = dict(news_site.server.requests)[news_site.pages[0].path]
     assert headers["accept"].startswith("text/html")
     assert headers["user-agent"].startswith("monitor/")
-    again, more = poll_with_pages(engine, settings)
+    _again, more = poll_with_pages(engine, settings)
     assert more == []
     assert news_site.page_hits() == 62

@@ -4,6 +4,7 @@ on time; the per-host slots are shared with feed polls."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 from sqlmodel import Session, select
@@ -46,9 +47,7 @@ def test_one_sites_pages_keep_its_pace_while_another_site_is_polled_on_time(
             hosts = host_limits(settings)
             async with PreparePool(0) as pool:
                 await poll_feeds(engine, settings, urls=[feed_a], pool=pool, hosts=hosts)
-                pages = asyncio.create_task(
-                    fetch_pages(engine, settings, pool=pool, hosts=hosts)
-                )
+                pages = asyncio.create_task(fetch_pages(engine, settings, pool=pool, hosts=hosts))
                 await asyncio.sleep(0.5)  # site A's pages are under way
                 asked = time.monotonic()
                 [b] = await poll_feeds(engine, settings, urls=[feed_b], pool=pool, hosts=hosts)
@@ -99,6 +98,6 @@ def test_host_limits_pace_and_share_slots() -> None:
         return starts, most
 
     starts, most = asyncio.run(run())
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.045
     assert most == 1

@@ -27,7 +27,9 @@ LEASE = timedelta(minutes=10)
 BACKOFF = timedelta(minutes=10)
 
 
-def add_pages(engine: Engine, hosts: dict[str, int], *, now: datetime = NOW) -> dict[str, list[int]]:
+def add_pages(
+    engine: Engine, hosts: dict[str, int], *, now: datetime = NOW
+) -> dict[str, list[int]]:
     """Articles with queued pages: ``count`` for each host, queued a second apart in turn."""
     ids: dict[str, list[int]] = {host: [] for host in hosts}
     with Session(engine) as session, session.begin():
@@ -44,11 +46,25 @@ def add_pages(engine: Engine, hosts: dict[str, int], *, now: datetime = NOW) -> 
     return ids
 
 
-def claim(engine: Engine, owner: str, *, limit: int = 100, per_host: int = 100,
-          now: datetime = NOW + timedelta(minutes=1), busy: set[str] | None = None) -> list[PageJob]:  # fmt: skip
+def claim(
+    engine: Engine,
+    owner: str,
+    *,
+    limit: int = 100,
+    per_host: int = 100,
+    now: datetime = NOW + timedelta(minutes=1),
+    busy: set[str] | None = None,
+) -> list[PageJob]:
     with Session(engine) as session, session.begin():
-        return claim_due_pages(session, now=now, limit=limit, per_host=per_host, owner=owner,
-                               lease=LEASE, busy_hosts=busy or set())  # fmt: skip
+        return claim_due_pages(
+            session,
+            now=now,
+            limit=limit,
+            per_host=per_host,
+            owner=owner,
+            lease=LEASE,
+            busy_hosts=busy or set(),
+        )
 
 
 @pytest.mark.parametrize(
@@ -83,7 +99,9 @@ def test_a_claim_takes_hosts_in_turn_so_one_sites_backlog_never_fills_it(engine:
     jobs = claim(engine, "w1", limit=6, per_host=4)
 
     by_host = [job.host for job in jobs]
-    assert sorted(by_host) == sorted(["big.example"] * 3 + ["small.example"] * 2 + ["other.example"])
+    assert sorted(by_host) == sorted(
+        ["big.example"] * 3 + ["small.example"] * 2 + ["other.example"]
+    )
     assert [j.article_id for j in jobs if j.host == "big.example"] == ids["big.example"][:3]
     # Busy hosts are passed over; what is left of the others comes next.
     later = claim(engine, "w1", limit=10, per_host=4, busy={"big.example"})
@@ -114,8 +132,9 @@ def test_concurrent_claims_on_postgresql_skip_each_others_rows(engine: Engine) -
     with Session(engine) as first, first.begin():
         mine = claim_due_pages(first, now=now, limit=3, per_host=10, owner="w1", lease=LEASE)
         with Session(engine) as second, second.begin():
-            theirs = claim_due_pages(second, now=now, limit=10, per_host=10, owner="w2",
-                                     lease=LEASE)  # fmt: skip
+            theirs = claim_due_pages(
+                second, now=now, limit=10, per_host=10, owner="w2", lease=LEASE
+            )
     assert len(mine) == 3
     assert len(theirs) == 3
     assert not {j.article_id for j in mine} & {j.article_id for j in theirs}
@@ -144,9 +163,15 @@ def test_a_failing_page_is_retried_then_given_up(engine: Engine) -> None:
         [job] = claim(engine, "w1", now=now)
         assert job.attempts == attempt - 1
         with Session(engine, expire_on_commit=False) as session, session.begin():
-            given_up = record_page_failure(session, job, "fetch: HTTP 503 Service Unavailable",
-                                           now=now, max_attempts=3, base_backoff=BACKOFF,
-                                           http_status=503)  # fmt: skip
+            given_up = record_page_failure(
+                session,
+                job,
+                "fetch: HTTP 503 Service Unavailable",
+                now=now,
+                max_attempts=3,
+                base_backoff=BACKOFF,
+                http_status=503,
+            )
             row = session.get(ArticlePage, job.article_id)
             assert row is not None
             assert row.lease_owner is None
@@ -154,6 +179,7 @@ def test_a_failing_page_is_retried_then_given_up(engine: Engine) -> None:
         if not given_up:
             assert claim(engine, "w1", now=now) == []  # not before its backoff
             now = row.next_attempt_at
+    assert row is not None
     assert row.status == PageStatus.FAILED
     assert row.attempts == 3
     assert row.reason == "fetch: HTTP 503 Service Unavailable"
@@ -164,9 +190,15 @@ def test_permanent_failures_are_given_up_at_once(engine: Engine) -> None:
     add_pages(engine, {"a.example": 1})
     [job] = claim(engine, "w1")
     with Session(engine) as session, session.begin():
-        assert record_page_failure(session, job, "extract: not an HTML page: application/pdf",
-                                   now=NOW, max_attempts=4, base_backoff=BACKOFF,
-                                   permanent=True)  # fmt: skip
+        assert record_page_failure(
+            session,
+            job,
+            "extract: not an HTML page: application/pdf",
+            now=NOW,
+            max_attempts=4,
+            base_backoff=BACKOFF,
+            permanent=True,
+        )
         assert count_due_pages(session, now=NOW + timedelta(days=1)) == 0
 
 

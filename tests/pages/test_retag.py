@@ -37,8 +37,13 @@ BODY = (
 TEASER = "Officials warned of election interference."
 
 
-def setup(config: ConfigWriter, feed_server: FeedServer, *, smtp: SmtpServer | None = None,
-          topics: list[dict[str, str]] | None = None) -> tuple[Engine, Settings]:  # fmt: skip
+def setup(
+    config: ConfigWriter,
+    feed_server: FeedServer,
+    *,
+    smtp: SmtpServer | None = None,
+    topics: list[dict[str, str]] | None = None,
+) -> tuple[Engine, Settings]:
     """A feed with one teaser item whose page is BODY."""
     link = feed_server.add("/story", BODY.encode(), content_type="text/html; charset=utf-8")
     config.feeds = [feed_server.add("/f.rss", teaser_feed(iter([(link, "Vote probe", TEASER)])))]
@@ -58,7 +63,7 @@ def matches(engine: Engine) -> dict[str, Match]:
         rows = session.exec(
             select(Topic.slug, Match).join(Match, col(Match.topic_id) == Topic.id)
         ).all()
-        return {slug: match for slug, match in rows}
+        return dict(rows)
 
 
 def bodies(messages: list[EmailMessage]) -> list[str]:
@@ -155,9 +160,7 @@ def test_the_body_joins_an_article_to_the_story_of_its_copy(
     config: ConfigWriter, feed_server: FeedServer
 ) -> None:
     # One outlet's feed carries the whole text; another's only a title, its page the same text.
-    full_text = " ".join(
-        p.split(">", 1)[1].split("<", 1)[0] for p in BODY.split("<p")[1:]
-    )
+    full_text = " ".join(p.split(">", 1)[1].split("<", 1)[0] for p in BODY.split("<p")[1:])
     teaser_link = feed_server.add("/copy", BODY.encode(), content_type="text/html")
     canonical_link = feed_server.add(
         "/amp",
@@ -167,10 +170,17 @@ def test_the_body_joins_an_article_to_the_story_of_its_copy(
         .encode(),
         content_type="text/html",
     )
-    wire = teaser_feed(iter([("https://wire.example/orig", "Officials warn of election "
-                                                          "interference", full_text)]))  # fmt: skip
-    outlet = teaser_feed(iter([(teaser_link, "Vote probe", "Officials spoke."),
-                               (canonical_link, "Probe, mobile", "Short.")]))  # fmt: skip
+    wire = teaser_feed(
+        iter([("https://wire.example/orig", "Officials warn of election interference", full_text)])
+    )
+    outlet = teaser_feed(
+        iter(
+            [
+                (teaser_link, "Vote probe", "Officials spoke."),
+                (canonical_link, "Probe, mobile", "Short."),
+            ]
+        )
+    )
     config.feeds = [feed_server.add("/wire.rss", wire), feed_server.add("/outlet.rss", outlet)]
     config.pages = {"enabled": "true", "per_host_interval": '"0s"'}
     settings = config.settings()

@@ -19,12 +19,19 @@ BODY = "First paragraph of the page, about <script>alert(1)</script> and more.\n
 def add_paged_article(site: Site, *, status: PageStatus = PageStatus.DONE) -> int:
     """An article with a teaser and, for a fetched page, the body extracted from it."""
     with Session(site.engine) as session, session.begin():
-        article = add_article(session, "Probe widens", seen=NOW, summary="A teaser.",
-                              url="https://news.example/probe")  # fmt: skip
+        article = add_article(
+            session, "Probe widens", seen=NOW, summary="A teaser.", url="https://news.example/probe"
+        )
         article_id = article.id or 0
-        page = ArticlePage(article_id=article_id, url=article.url, host="news.example",
-                           status=status, attempts=1, next_attempt_at=NOW + timedelta(hours=1),
-                           created_at=NOW)  # fmt: skip
+        page = ArticlePage(
+            article_id=article_id,
+            url=article.url,
+            host="news.example",
+            status=status,
+            attempts=1,
+            next_attempt_at=NOW + timedelta(hours=1),
+            created_at=NOW,
+        )
         if status is PageStatus.DONE:
             page.fetched_at = NOW
             page.canonical_url = "https://news.example/probe-canonical"
