@@ -49,9 +49,15 @@ log = logging.getLogger(__name__)
 # Pages of one host claimed and not fetched yet, per process: enough to keep its pace, few
 # enough that a claim never takes a site's whole backlog from other workers.
 HOST_BACKLOG = 4
-# Fetch failures retrying cannot mend (by the fetcher's messages): the address guard, the size
-# cap, non-http redirects, loops.
-_HOPELESS = ("refused", "byte cap", "only http and https", "redirect loop", "redirects")
+# Fetch failures retrying cannot mend, by the fetcher's messages: the address guard (not a
+# refused connection, which may pass), the size cap, non-http redirects, loops.
+_HOPELESS = (
+    "(see fetch.allow_networks)",
+    "byte cap",
+    "only http and https",
+    "redirect loop",
+    "more than 5 redirects",
+)
 
 
 class PageOutcome(StrEnum):
@@ -191,13 +197,19 @@ async def _refresh(job: PageJob, ctx: PageContext, on_fetched: Callable[[], None
             http_status=exc.status,
         )
     except FetchError as exc:
-        hopeless = any(word in exc.reason for word in _HOPELESS)
-        return await _fail(ctx, job, exc.reason, permanent=hopeless, http_status=exc.status)
+        return await _fail(
+            ctx, job, exc.reason, permanent=cannot_mend(exc.reason), http_status=exc.status
+        )
     except ExtractError as exc:
         return await _fail(ctx, job, exc.reason, permanent=True)
     except Exception as exc:  # a bug or a database fault must not stop the other pages
         log.exception("page refresh crashed article_id=%s url=%s", job.article_id, job.url)
         return await _fail(ctx, job, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def cannot_mend(reason: str) -> bool:
+    """Whether retrying a fetch that failed for ``reason`` is pointless."""
+    return any(marker in reason for marker in _HOPELESS)
 
 
 def _document(job: PageJob, fetched: FetchedPage) -> PageDocument:

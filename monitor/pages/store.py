@@ -13,14 +13,14 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, delete, update
+from sqlalchemy import case, delete, literal, update
 from sqlmodel import Session, SQLModel, col, select
 
 from monitor.db import dialect_insert
 from monitor.ingest.canonical import canonical_url_or_none, url_key_hash
 from monitor.ingest.sketch import StoryRules
 from monitor.ingest.stories import resketch_article
-from monitor.models import Article, ArticlePage, Match, PageStatus
+from monitor.models import Article, ArticlePage, Match, PageStatus, UTCDateTime
 from monitor.pages.prepare import PreparedPage
 from monitor.pages.queue import PageJob, release_page_lease
 from monitor.topics.matcher import TopicHit
@@ -65,8 +65,9 @@ def store_body(
             (ARTICLES.c.language == "", language[:35]), else_=ARTICLES.c.language
         )
     if published_at is not None:
+        when = literal(published_at, UTCDateTime())
         values["published_at"] = case(
-            (ARTICLES.c.published_at.is_(None), published_at), else_=ARTICLES.c.published_at
+            (ARTICLES.c.published_at.is_(None), when), else_=ARTICLES.c.published_at
         )
     session.execute(update(ARTICLES).where(ARTICLES.c.id == article_id).values(values))
 

@@ -23,6 +23,7 @@ from tests.pages.conftest import poll_with_pages
 from tests.utils.articles import teaser_feed
 from tests.utils.config import ConfigWriter
 from tests.utils.feedserver import FeedServer, running_feed_server
+from tests.utils.smtpserver import free_port
 
 PROSE = "<p>" + "Investigators traced the influence campaign to servers abroad. " * 12 + "</p>"
 GOOD = f"<html><head><title>Good</title></head><body><article>{PROSE * 3}</article></body></html>"
@@ -56,6 +57,7 @@ class Case:
     reason: str  # a regular expression the recorded reason matches ("" for a stored page)
     other_host: bool = False  # served from 127.0.0.2, a site of its own
     attempts: int = 1
+    address: str = ""  # the item links here instead (a port nobody listens on)
 
 
 CASES = [
@@ -129,6 +131,10 @@ CASES = [
         r"consent or paywall",
     ),
     Case("/gone-missing", None, PageStatus.PENDING, r"HTTP 404"),
+    # A refused connection may pass: retried (the address guard's refusal is not).
+    Case(
+        "/closed", None, PageStatus.PENDING, r"cannot connect", address=f"127.0.0.1:{free_port()}"
+    ),
     Case(
         "/busy",
         {
@@ -191,7 +197,8 @@ def _poll_hostile_site(server: FeedServer, other: FeedServer, directory: Path) -
         site = other if case.other_host else server
         if case.route is not None:
             site.add(case.path, **case.route)  # type: ignore[arg-type]
-        items.append((site.url(case.path), f"Item {case.path}", f"Teaser of {case.path}."))
+        link = f"http://{case.address}{case.path}" if case.address else site.url(case.path)
+        items.append((link, f"Item {case.path}", f"Teaser of {case.path}."))
     feed = server.add("/hostile.rss", teaser_feed(iter(items)))
     config = ConfigWriter(
         directory / "config",

@@ -20,6 +20,7 @@ from monitor.pages.queue import (
     release_page_leases,
     wants_page,
 )
+from monitor.pages.run import cannot_mend
 from tests.utils.factories import add_article
 
 NOW = datetime(2024, 9, 10, 12, 0, tzinfo=UTC)
@@ -211,3 +212,23 @@ def test_pages_not_fetched_in_time_are_given_up(engine: Engine) -> None:
         statuses = set(session.exec(select(ArticlePage.status)))
     assert statuses == {PageStatus.FAILED}
     assert reasons == {"not fetched in time, given up"}
+
+
+@pytest.mark.parametrize(
+    ("reason", "hopeless"),
+    [
+        ("fetch: cannot connect: [Errno 111] Connection refused", False),
+        ("fetch: cannot connect: All connection attempts failed", False),
+        ("fetch: no complete answer within 30 s", False),
+        (
+            "fetch: connection to 10.0.0.5 refused: a private address (see fetch.allow_networks)",
+            True,
+        ),
+        ("fetch: body exceeds the 5,000,000 byte cap", True),
+        ("fetch: redirect to 'ftp://x/' refused: only http and https", True),
+        ("fetch: redirect loop: http://a/ redirects back to http://a/", True),
+        ("fetch: more than 5 redirects", True),
+    ],
+)
+def test_which_fetch_failures_are_not_retried(reason: str, hopeless: bool) -> None:
+    assert cannot_mend(reason) is hopeless
