@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from benchmarks import digest, match, orphans, parse, poll, store, stories, workers
+from benchmarks import digest, extract, match, orphans, parse, poll, store, stories, workers
 from benchmarks.common import (
     Table,
     corpus_location,
@@ -39,6 +39,7 @@ BENCHMARKS: dict[str, Callable[[], list[Table]]] = {
     "stories": stories.run,
     "workers": workers.run,
     "orphans": orphans.run,
+    "extract": extract.run,
 }
 
 

@@ -177,6 +177,10 @@ def write_config(
         'allow_networks = ["127.0.0.0/8"]\n'
         f"per_host = {len(feeds)}\n"
         f"{inline_line}"
+        # The corpus items link to real sites: their pages are not fetched (no network here;
+        # ``python -m benchmarks extract`` measures pages, served locally).
+        "[pages]\n"
+        "enabled = false\n"
         "[files]\n"
         'feeds = "feeds.opml"\n'
         f"topics = {json.dumps(str(TOPICS_FILE))}\n"

@@ -15,6 +15,7 @@ and SQLAlchemy) would report this process's size as its own peak if that were la
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,8 @@ class Measured:
     peak_pss_mb: float | None  # summed over the tree; None where /proc cannot say
     processes: int  # the most processes the tree had at once
     stderr: str  # the end of what it wrote on stderr
+    # CPU time (user and system) of the whole tree, as sampled (None where /proc cannot say).
+    cpu_seconds: float | None = None
 
 
 def _descendants(pid: int) -> list[int]:
@@ -100,6 +103,17 @@ def _memory_kb(pid: int) -> tuple[int, int | None]:
     return 0, None
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User and system CPU time a process has used so far; None when it is gone."""
+    try:
+        fields = (_PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    # Fields 14 and 15 of proc(5) (utime, stime), counted after the command's closing parenthesis.
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
 class _Sampler(threading.Thread):
     """Sums the memory of a process tree every SAMPLE_SECONDS, keeping the peaks."""
 
@@ -109,6 +123,8 @@ class _Sampler(threading.Thread):
         self.peak_rss_kb = 0
         self.peak_pss_kb: int | None = None
         self.processes = 0
+        # The CPU time last seen of each process of the tree (the last sample's share is lost).
+        self.cpu: dict[int, float] = {}
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -119,6 +135,9 @@ class _Sampler(threading.Thread):
             pids = _descendants(self.launcher)[1:]
             rss_total, pss_total, pss_known = 0, 0, True
             for pid in pids:
+                used = _cpu_seconds(pid)
+                if used is not None:
+                    self.cpu[pid] = max(self.cpu.get(pid, 0.0), used)
                 rss, pss = _memory_kb(pid)
                 rss_total += rss
                 pss_total += pss or 0
@@ -174,4 +193,5 @@ def measure(
         peak_pss_mb=pss_kb / 1024 if pss_kb is not None else None,
         processes=max(1, sampler.processes),
         stderr=tail,
+        cpu_seconds=sum(sampler.cpu.values()) if sampler.cpu else None,
     )

@@ -8,7 +8,9 @@ The tree::
      +-- FeedError                one feed could not be refreshed (carries the feed URL)
      |    +-- FetchError          the HTTP exchange failed: network, status, size, deadline
      |    +-- ParseError          the body is not a feed we can read
-     +-- DeliveryError            a digest could not be handed to the mail transport
+     +-- ExtractError             an article's page holds no text we can use (not HTML, too short,
+ |                            a consent or paywall page, the extractor failed on it)
+ +-- DeliveryError            a digest could not be handed to the mail transport
      |    +-- TemporaryDeliveryError   worth retrying later (4xx, connection refused, timeout)
      |    |    +-- TransportUnavailableError  the server cannot be reached at all: stop the batch
      |    +-- PermanentDeliveryError   retrying will not help (5xx): the delivery is marked failed
@@ -62,6 +64,15 @@ class ParseError(FeedError):
 
     def __init__(self, url: str, message: str) -> None:
         super().__init__(url, f"parse: {message}")
+
+
+class ExtractError(MonitorError):
+    """An article's page holds no article text we can use; ``reason`` says why."""
+
+    def __init__(self, url: str, message: str) -> None:
+        self.url = url
+        self.reason = f"extract: {message}"
+        super().__init__(f"{url}: {self.reason}" if url else self.reason)
 
 
 class DeliveryError(MonitorError):

@@ -56,6 +56,22 @@ class FeedState(StrEnum):
     DISABLED = "disabled"
 
 
+class FetchPages(StrEnum):
+    """Whether a feed's new articles have their pages fetched for the full text."""
+
+    AUTO = "auto"  # when the feed's text for the item is short (pages.auto_below)
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class PageStatus(StrEnum):
+    """Where an article's page is in the page queue."""
+
+    PENDING = "pending"  # due at next_attempt_at (first try or a retry)
+    DONE = "done"  # the body is stored
+    FAILED = "failed"  # given up: the article keeps its feed text; reason says why
+
+
 class DeliveryStatus(StrEnum):
     """Where a digest is in the outbox."""
 
@@ -104,6 +120,8 @@ class Feed(SQLModel, table=True):
     last_warning: str | None = Field(default=None, sa_type=Text)
     # Until when the server asked us to wait (Retry-After); a manual poll honours it too.
     retry_after_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Whether new articles' pages are fetched for their full text (auto: short feed text only).
+    fetch_pages: FetchPages = Field(default=FetchPages.AUTO, sa_type=String(8))
 
 
 class Article(SQLModel, table=True):
@@ -131,6 +149,52 @@ class Article(SQLModel, table=True):
     updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # MinHash signature of the title and lead text (uint32 values); None when too short to tell.
     signature: bytes | None = Field(default=None, sa_type=LargeBinary)
+    # The article's text as extracted from its page (bounded by pages.max_body_chars); empty
+    # while only the feed's text is known. Written by monitor.pages.store.store_body alone.
+    body: str = Field(default="", sa_type=Text)
+    # The extractor that gave the body ("trafilatura", "readability"); empty without a body.
+    body_method: str = Field(default="", max_length=32)
+
+
+class ArticlePage(SQLModel, table=True):
+    """An article's page in the page queue: fetch status, attempts, and what the page said.
+
+    Kept apart from ``article``: the queue is written on every attempt and claimed by status
+    and time (leases, as feeds have), and only articles whose pages are fetched have a row.
+    The body itself lives in ``article.body``, where matching, search and digests read it.
+    """
+
+    __tablename__ = "article_page"
+    __table_args__ = (
+        Index("ix_article_page_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_article_page_host_last_attempt_at", "host", "last_attempt_at"),
+    )
+
+    article_id: int = Field(foreign_key="article.id", primary_key=True)
+    url: str = Field(sa_type=Text)
+    host: str = Field(default="", max_length=255)
+    status: PageStatus = Field(default=PageStatus.PENDING, sa_type=String(16))
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    fetched_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Why the last attempt failed ("fetch: HTTP 404 Not Found", "extract: a consent page").
+    reason: str | None = Field(default=None, sa_type=Text)
+    http_status: int | None = None
+    # Where the page was in the end (after redirects), and the page's own canonical link
+    # (link rel=canonical, og:url) with the key hash of it, by which copies are found.
+    final_url: str | None = Field(default=None, sa_type=Text)
+    canonical_url: str | None = Field(default=None, sa_type=Text)
+    canonical_hash: str | None = Field(default=None, max_length=64, index=True)
+    # What the page says of itself, kept whether or not the feed said it too.
+    title: str = Field(default="", sa_type=Text)
+    author: str = Field(default="", sa_type=Text)
+    language: str = Field(default="", max_length=35)
+    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    bytes: int | None = None
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class Story(SQLModel, table=True):
@@ -235,6 +299,9 @@ class Match(SQLModel, table=True):
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
     matched_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    # The text the match was made on: "feed" (title and the feed's text) or "page" (with the
+    # body extracted from the article's page).
+    text_source: str = Field(default="feed", max_length=8)
 
 
 class Subscriber(SQLModel, table=True):

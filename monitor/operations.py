@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -30,7 +31,7 @@ from monitor.delivery.subscriptions import (
     read_subscriptions_file,
     sync_subscriptions,
 )
-from monitor.errors import ConfigError, NotFoundError
+from monitor.errors import ConfigError, ExtractError, NotFoundError, UsageError
 from monitor.ingest.pool import PreparePool, default_workers
 from monitor.ingest.prune import PruneResult, RetentionRules, prune_archive
 from monitor.ingest.refresh import (
@@ -43,6 +44,11 @@ from monitor.ingest.refresh import (
 from monitor.ingest.sketch import StoryRules
 from monitor.ingest.writer import BatchWriter
 from monitor.models import utcnow
+from monitor.pages.extract import ExtractedPage, ExtractRules, extract_page
+from monitor.pages.fetch import fetch_page
+from monitor.pages.prepare import PageOvertimeError, cpu_bound
+from monitor.pages.queue import count_due_pages, page_host
+from monitor.pages.run import PageContext, PageResult, refresh_pages
 from monitor.reports import (
     DailyReport,
     RenderedReport,
@@ -66,6 +72,7 @@ from monitor.sources.feeds import (
 )
 from monitor.sources.fetch import build_client
 from monitor.sources.guard import AddressPolicy
+from monitor.sources.hosts import HostLimits
 from monitor.sources.leases import count_due_feeds, refresh_claimed, worker_id
 from monitor.sources.opml import read_opml
 from monitor.sources.schedule import Bounds
@@ -195,6 +202,7 @@ async def poll_feeds(
     now: datetime | None = None,
     pool: PreparePool | None = None,
     force: bool = False,
+    hosts: HostLimits | None = None,
 ) -> list[RefreshResult]:
     """Refresh the given feeds, the due ones, or every active feed, tagging what is new.
 
@@ -202,7 +210,8 @@ async def poll_feeds(
     prepares fetched documents (a long-running service keeps one); without it, one is started
     for this poll as the settings say. A feed whose server asked us to wait (Retry-After) is
     not fetched before the wait is over, on demand either, unless ``force``: it is reported
-    as deferred.
+    as deferred. ``hosts`` shares per-host slots with the process's article-page fetches. New
+    articles' pages are queued (see ``fetch_pages``).
     """
     pinned = now
     clock: Callable[[], datetime] = utcnow if pinned is None else (lambda: pinned)
@@ -250,6 +259,8 @@ async def poll_feeds(
             default_interval=settings.schedule.poll_interval,
             jitter=settings.schedule.jitter,
             stories=story_rules(settings),
+            pages=settings.pages,
+            host_gates=hosts.gates if hosts is not None else None,
         )
         concurrency, per_host = settings.fetch.concurrency, settings.fetch.per_host
         if feeds:
@@ -285,6 +296,113 @@ def deferred_result(feed: FeedRef, now: datetime) -> RefreshResult:
         warning=f"the server asked to wait until {until:%Y-%m-%d %H:%M} UTC (Retry-After); "
         "--force polls it anyway",
     )
+
+
+def host_limits(settings: Settings) -> HostLimits:
+    """Per-host politeness for one process: feed and page fetches share its slots."""
+    return HostLimits(
+        settings.fetch.per_host, page_interval=settings.pages.per_host_interval.total_seconds()
+    )
+
+
+async def fetch_pages(
+    engine: Engine,
+    settings: Settings,
+    *,
+    pool: PreparePool | None = None,
+    hosts: HostLimits | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_done: Callable[[PageResult], None] | None = None,
+    now: datetime | None = None,
+) -> list[PageResult]:
+    """Fetch every due article page, extract its body, store it and retag on the full text.
+
+    ``pool`` and ``hosts`` are the process's (the service keeps them); without them, this run
+    starts its own. ``now`` pins the clock (for tests).
+    """
+    if not settings.pages.enabled:
+        return []
+    pinned = now
+    clock: Callable[[], datetime] = utcnow if pinned is None else (lambda: pinned)
+    with Session(engine) as session:
+        due = count_due_pages(session, now=clock())
+        topics = load_topic_set(session)
+    if on_start is not None:
+        on_start(due)
+    if not due:
+        return []
+    async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(build_client(settings.fetch))
+        if pool is None:
+            pool = await stack.enter_async_context(prepare_pool(settings))
+        writer = await stack.enter_async_context(
+            BatchWriter(engine, batch=settings.fetch.write_batch)
+        )
+        ctx = PageContext(
+            engine=engine,
+            client=client,
+            pool=pool,
+            writer=writer,
+            hosts=hosts or host_limits(settings),
+            topics=topics,
+            pages=settings.pages,
+            fetch=settings.fetch,
+            stories=story_rules(settings),
+            clock=clock,
+            gate=asyncio.Semaphore(settings.pages.concurrency),
+        )
+        return await refresh_pages(
+            ctx,
+            owner=worker_id(settings.schedule.worker_id),
+            lease=settings.schedule.lease,
+            on_done=on_done,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    """What ``monitor extract`` found: the page's text and metadata, and where it came from."""
+
+    page: ExtractedPage
+    url: str
+    source: str  # the URL fetched or the file read
+
+
+async def extract_article(settings: Settings, source: str, *, url: str = "") -> Extraction:
+    """Extract the article of a page, fetched from ``source`` (an http(s) URL, through the
+    guarded client) or read from a file; ``url`` is the page's address when it is a file.
+
+    Raises ExtractError, FetchError or UsageError, saying what went wrong.
+    """
+    if page_host(source) is not None:
+        async with build_client(settings.fetch) as client:
+            fetched = await fetch_page(
+                client,
+                source,
+                max_bytes=settings.pages.max_bytes,
+                deadline=settings.fetch.timeout.total_seconds(),
+            )
+        body, content_type, address = fetched.body, fetched.content_type, fetched.url
+    else:
+        path = Path(source)
+        try:
+            with path.open("rb") as handle:
+                body = handle.read(settings.pages.max_bytes + 1)
+        except OSError as exc:
+            raise UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
+        if len(body) > settings.pages.max_bytes:
+            limit = settings.pages.max_bytes
+            raise UsageError(f"{source} is larger than pages.max_bytes ({limit:,} bytes)")
+        content_type, address = None, url
+    rules = ExtractRules(
+        min_chars=settings.pages.min_chars, max_chars=settings.pages.max_body_chars
+    )
+    try:
+        with cpu_bound(settings.pages.extract_timeout.total_seconds()):
+            page = extract_page(body, url=address, content_type=content_type, rules=rules)
+    except PageOvertimeError:
+        raise ExtractError(address, "took too long; given up") from None
+    return Extraction(page, address, source)
 
 
 def prepare_pool(settings: Settings) -> PreparePool:

@@ -25,6 +25,8 @@ from monitor.models import utcnow
 from monitor.operations import (
     build_daily_report,
     config_paths,
+    fetch_pages,
+    host_limits,
     last_full_day,
     poll_feeds,
     prepare_pool,
@@ -128,6 +130,8 @@ class Service:
         self._running: set[asyncio.Task[None]] = set()
         # One pool for the life of the service: its worker processes start once, not per tick.
         self.pool = prepare_pool(settings)
+        # Feed polls and article pages share each host's slots; pages keep their pace per host.
+        self.hosts = host_limits(settings)
 
     async def poll_tick(self) -> None:
         """Refresh every feed whose next check time has come."""
@@ -135,7 +139,9 @@ class Service:
             self._reload_settings()
         if self.watcher.changed():
             await asyncio.to_thread(self._reload_config)
-        results = await poll_feeds(self.engine, self.settings, due_only=True, pool=self.pool)
+        results = await poll_feeds(
+            self.engine, self.settings, due_only=True, pool=self.pool, hosts=self.hosts
+        )
         if results:
             counts = Counter(result.status.value for result in results)
             log.info(
@@ -144,6 +150,22 @@ class Service:
                 " ".join(f"{status}={n}" for status, n in sorted(counts.items())),
                 sum(r.new_articles for r in results),
                 sum(r.matches for r in results),
+            )
+
+    async def pages_tick(self) -> None:
+        """Fetch the due article pages, store their bodies and retag on the full text.
+
+        A job of its own beside the poll: a site with many pages waits on its own pace, and
+        feeds stay polled on time meanwhile.
+        """
+        results = await fetch_pages(self.engine, self.settings, pool=self.pool, hosts=self.hosts)
+        if results:
+            counts = Counter(result.outcome.value for result in results)
+            log.info(
+                "pages tick pages=%d %s new_matches=%d",
+                len(results),
+                " ".join(f"{outcome}={n}" for outcome, n in sorted(counts.items())),
+                sum(r.new_matches for r in results),
             )
 
     async def digest_tick(self) -> None:
@@ -290,6 +312,7 @@ class Service:
         scheduler = AsyncIOScheduler(timezone=UTC)
         for job_id, job, delay in (
             ("poll", self.poll_tick, 0.0),
+            ("pages", self.pages_tick, min(1.0, tick / 8)),
             ("retag", self.retag_tick, min(2.0, tick / 4)),
             ("digests", self.digest_tick, min(5.0, tick / 2)),
         ):

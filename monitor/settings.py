@@ -126,6 +126,38 @@ class FetchSettings(_Section):
     write_batch: int = Field(default=64, gt=0)
 
 
+class PagesSettings(_Section):
+    """Article pages: fetching each new article's page and extracting its body.
+
+    The fetch goes through the feed fetcher (fetch.*: address guard, deadline, User-Agent,
+    Retry-After); these settings say which pages, how politely, and how much is kept.
+    """
+
+    # false: no page is fetched, whatever the feeds say.
+    enabled: bool = True
+    # A feed set to fetch_pages "auto" has a page fetched when its text for the item (summary
+    # and content) is shorter than this many characters.
+    auto_below: int = Field(default=500, ge=0)
+    # Pages fetched at once, all hosts together.
+    concurrency: int = Field(default=8, gt=0)
+    # The least time between the starts of two page requests to one host (feeds have their
+    # own rhythm; at once, feeds and pages share fetch.per_host).
+    per_host_interval: Duration = timedelta(seconds=1)
+    # Cap on a page's decoded size; a larger page is not read (its article keeps the feed text).
+    max_bytes: int = Field(default=5_000_000, gt=0)
+    # The extracted body is kept up to this many characters (cut at a paragraph).
+    max_body_chars: int = Field(default=100_000, ge=1000)
+    # An extraction shorter than this is not the article (a teaser, a consent wall, a menu).
+    min_chars: int = Field(default=200, ge=1)
+    # CPU one page's extraction may take in a worker process before it is stopped.
+    extract_timeout: Duration = timedelta(seconds=10)
+    # Attempts per page, the first included; retries wait retry_backoff, doubling each time.
+    max_attempts: int = Field(default=4, ge=1)
+    retry_backoff: Duration = timedelta(minutes=10)
+    # Pages of articles first seen longer ago than this are no longer fetched.
+    max_age: Duration = timedelta(days=2)
+
+
 class ScheduleSettings(_Section):
     """How often the service looks for work and how often each feed is checked."""
 
@@ -287,6 +319,7 @@ class Settings(BaseSettings):
 
     database: DatabaseSettings = DatabaseSettings()
     fetch: FetchSettings = FetchSettings()
+    pages: PagesSettings = PagesSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     mail: MailSettings = MailSettings()
     digest: DigestSettings = DigestSettings()

@@ -54,3 +54,18 @@ def shorten(text: str, limit: int) -> str:
     if space >= limit * 0.6:
         cut = cut[:space]
     return cut.rstrip() + "\u2026"
+
+
+def article_text(summary: str, content: str, body: str = "") -> str:
+    """An article's text as matching reads it: the body extracted from its page first, then
+    whatever of the feed's summary and content the body does not already say.
+
+    Without a body, the summary and content. A teaser is usually the body's first sentence; kept
+    twice, its words would count twice and snippets would come from it, not from the body.
+    """
+    if not body.strip():
+        return f"{summary}\n\n{content}".strip()
+    feed_parts = [part for part in (summary.strip(), content.strip()) if part]
+    flat_body = " ".join(body.split()).casefold()
+    extra = [part for part in feed_parts if " ".join(part.split()).casefold() not in flat_body]
+    return "\n\n".join([body.strip(), *extra])

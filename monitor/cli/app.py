@@ -18,6 +18,7 @@ from sqlmodel import Session
 from monitor.cli.common import console, prepare, say, settings_of, show, tell, user_errors
 from monitor.cli.deliveries import deliveries_app
 from monitor.cli.feeds import feeds_app
+from monitor.cli.pages import articles_refetch, articles_show, extract
 from monitor.cli.prune import prune
 from monitor.cli.reports import daily_report
 from monitor.cli.subscriptions import subscribe, subscriptions_app, unsubscribe_command
@@ -31,7 +32,16 @@ from monitor.errors import ConfigError, NotFoundError, UsageError
 from monitor.ingest.refresh import RefreshResult, RefreshStatus
 from monitor.ingest.store import list_articles
 from monitor.models import Frequency, utcnow
-from monitor.operations import open_database, poll_feeds, send_digests, sync_config
+from monitor.operations import (
+    fetch_pages,
+    host_limits,
+    open_database,
+    poll_feeds,
+    prepare_pool,
+    send_digests,
+    sync_config,
+)
+from monitor.pages.run import PageOutcome, PageResult
 from monitor.runlock import hold_service_lock
 from monitor.service import run_service, run_web
 from monitor.settings import Settings, load_settings, parse_duration
@@ -148,14 +158,22 @@ def poll(
         bool,
         typer.Option("--force", help="Fetch feeds whose server asked to wait (Retry-After)."),
     ] = False,
+    pages: Annotated[
+        bool,
+        typer.Option(
+            "--pages/--no-pages", help="Then fetch the due article pages (bodies, full-text tags)."
+        ),
+    ] = True,
 ) -> None:
-    """Refresh every active feed now (or only --feed), store and tag new articles.
+    """Refresh every active feed now (or only --feed), store and tag new articles; then fetch
+    the pages of those whose feeds ask for them.
 
     Exits with status 1 when any feed failed (each is listed), 0 otherwise.
     """
     settings = settings_of(ctx)
     engine = prepare(ctx)
-    columns = (TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
     progress_console = console(stderr=True)
     with Progress(
         *columns,
@@ -163,18 +181,38 @@ def poll(
         transient=True,
         disable=not progress_console.is_terminal,
     ) as progress:
-        task = progress.add_task("poll", total=None)
-        results = asyncio.run(
-            poll_feeds(
-                engine,
-                settings,
-                urls=feed,
-                on_start=lambda total: progress.update(task, total=total),
-                on_done=lambda _result: progress.advance(task),
-                force=force,
-            )
-        )
+
+        async def run() -> tuple[list[RefreshResult], list[PageResult]]:
+            hosts = host_limits(settings)
+            async with prepare_pool(settings) as pool:
+                task = progress.add_task("polling", total=None)
+                results = await poll_feeds(
+                    engine,
+                    settings,
+                    urls=feed,
+                    on_start=lambda total: progress.update(task, total=total),
+                    on_done=lambda _result: progress.advance(task),
+                    pool=pool,
+                    hosts=hosts,
+                    force=force,
+                )
+                if not pages:
+                    return results, []
+                pages_task = progress.add_task("pages", total=None)
+                fetched = await fetch_pages(
+                    engine,
+                    settings,
+                    pool=pool,
+                    hosts=hosts,
+                    on_start=lambda total: progress.update(pages_task, total=total),
+                    on_done=lambda _result: progress.advance(pages_task),
+                )
+            return results, fetched
+
+        results, page_results = asyncio.run(run())
     _print_poll_summary(results)
+    if page_results:
+        _print_pages_summary(page_results)
     if any(result.status is RefreshStatus.FAILED for result in results):
         raise typer.Exit(1)
 
@@ -205,6 +243,25 @@ def _print_poll_summary(results: list[RefreshResult]) -> None:
             tell("deferred", "yellow", f"{result.feed_url}: {result.warning}")
         elif result.warning:
             tell("malformed", "yellow", f"{result.feed_url}: {result.warning}")
+
+
+def _print_pages_summary(results: list[PageResult]) -> None:
+    counts = Counter(result.outcome for result in results)
+    table = Table(title="article pages", show_header=True)
+    for column in ("pages", "stored", "will retry", "failed", "new matches"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(len(results)),
+        str(counts[PageOutcome.STORED]),
+        str(counts[PageOutcome.RETRYING]),
+        str(counts[PageOutcome.FAILED]),
+        str(sum(r.new_matches for r in results)),
+    )
+    show(table)
+    for result in results:
+        if result.outcome is not PageOutcome.STORED:
+            label = "page failed" if result.outcome is PageOutcome.FAILED else "page will retry"
+            tell(label, "yellow", f"{result.url}: {result.reason}")
 
 
 @articles_app.command("list")
@@ -342,6 +399,9 @@ app.command("report")(daily_report)
 app.command("prune")(prune)
 app.command("subscribe")(subscribe)
 app.command("unsubscribe")(unsubscribe_command)
+app.command("extract")(extract)
+articles_app.command("show")(articles_show)
+articles_app.command("refetch")(articles_refetch)
 
 
 def main() -> None:

@@ -13,9 +13,17 @@ from sqlmodel import Session
 
 from monitor.cli.common import prepare, say, settings_of, show, tell, user_errors
 from monitor.errors import ConfigError, NotFoundError, UsageError
-from monitor.models import FeedState, utcnow
+from monitor.models import FeedState, FetchPages, utcnow
 from monitor.operations import feed_admission
-from monitor.sources.feeds import add_feed, get_feed, import_feeds, list_feeds, retry_feeds
+from monitor.pages.health import page_health
+from monitor.sources.feeds import (
+    add_feed,
+    get_feed,
+    import_feeds,
+    list_feeds,
+    retry_feeds,
+    set_fetch_pages,
+)
 from monitor.sources.health import feed_health
 from monitor.sources.opml import OpmlFeed, read_opml, write_opml
 from monitor.sources.schedule import format_span
@@ -114,7 +122,10 @@ def feeds_export_opml(
     """Write every feed as OPML."""
     engine = prepare(ctx)
     with Session(engine) as session:
-        outlines = [OpmlFeed(f.url, f.title, f.site_url, f.category) for f in list_feeds(session)]
+        outlines = [
+            OpmlFeed(f.url, f.title, f.site_url, f.category, f.fetch_pages)
+            for f in list_feeds(session)
+        ]
     document = write_opml(outlines)
     if path is None:
         sys.stdout.buffer.write(document)
@@ -151,6 +162,7 @@ def feeds_show(
         ("last check", _when(feed.last_checked_at)),
         ("last success", _when(feed.last_success_at)),
         ("next check", _when(feed.next_check_at)),
+        ("article pages", _pages_mode(feed.fetch_pages)),
         ("interval", format_span_seconds(feed.interval_seconds)),
         ("why", feed.interval_reason or "the default interval (not checked yet)"),
         ("items a day", rate),
@@ -174,6 +186,7 @@ def feeds_health(ctx: typer.Context) -> None:
     now = utcnow()
     with Session(engine) as session:
         rows = feed_health(session, now=now, silent_factor=settings.reports.silent_factor)
+        hosts = [host for host in page_health(session, now=now) if host.failed]
     table = Table(show_header=True)
     columns = ("url", "state", "last success", "errors", "last error", "interval", "new/day", "")
     for column in columns:
@@ -200,6 +213,52 @@ def feeds_health(ctx: typer.Context) -> None:
         f"{counts[FeedState.ERRORING]} erroring, {counts[FeedState.DISABLED]} disabled, "
         f"{silent} silent"
     )
+    if hosts:
+        pages = Table(title="article pages failing, by host (last 24 h)", show_header=True)
+        for column in ("host", "stored", "will retry", "given up", "last error", "when"):
+            pages.add_column(column, overflow="fold")
+        for host in hosts:
+            pages.add_row(
+                host.host,
+                str(host.stored),
+                str(host.retrying),
+                str(host.given_up),
+                host.last_reason or "",
+                _when(host.last_failure_at),
+            )
+        show(pages)
+
+
+@feeds_app.command("set")
+@user_errors
+def feeds_set(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(help="The feed's URL.")],
+    fetch_pages: Annotated[
+        FetchPages | None,
+        typer.Option(
+            "--fetch-pages",
+            help="Fetch new articles' pages for their full text: auto (when the feed's text is "
+            "short), always, never.",
+        ),
+    ] = None,
+) -> None:
+    """Change a feed's settings."""
+    if fetch_pages is None:
+        raise UsageError("nothing to change (see --help)")
+    engine = prepare(ctx)
+    with Session(engine) as session, session.begin():
+        feed = set_fetch_pages(session, url, fetch_pages)
+        shown = _pages_mode(feed.fetch_pages)
+    say(f"{url.strip()}: article pages {shown}")
+
+
+def _pages_mode(mode: str) -> str:
+    return {
+        FetchPages.AUTO: "auto (fetched when the feed's text is short)",
+        FetchPages.ALWAYS: "always fetched",
+        FetchPages.NEVER: "never fetched",
+    }.get(FetchPages(mode), mode)
 
 
 @feeds_app.command("retry")

@@ -190,3 +190,9 @@ def article_keys(
             key_text = f"url:{key.canonical_url}#{fragment}"
             keys[index] = replace(key, key_hash=hashlib.sha256(key_text.encode()).hexdigest())
     return keys
+
+
+def url_key_hash(canonical_url: str) -> str:
+    """The key hash of an article whose link has this canonical URL (as article_key makes it),
+    for finding the article an address names, such as a page's own canonical link."""
+    return hashlib.sha256(f"url:{canonical_url}".encode()).hexdigest()

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from types import TracebackType
+from typing import Any, TypeVar
 
 from monitor.ingest.prepare import FeedDocument, Prepared, TopicSet, Unreadable, prepare_batch
 from monitor.ingest.sketch import StoryRules
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 BATCH_DOCUMENTS = 8
 BATCH_BYTES = 1_000_000
 PrepareBatch = Callable[[Sequence[FeedDocument], TopicSet, StoryRules], list[Prepared]]
+T = TypeVar("T")
 
 
 def default_workers() -> int:
@@ -113,6 +115,24 @@ class PreparePool:
         done: asyncio.Future[Prepared] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Job(document, topics, rules, done))
         return await done
+
+    async def call(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a module-level ``function(*args)`` in a worker process (a thread with no workers).
+
+        Other stages' CPU work (article pages) shares the workers with feeds this way. A worker
+        that dies on it raises BrokenProcessPool, after the pool was started again.
+        """
+        if self._queue is None:
+            self._start()
+        executor = self._executor
+        if executor is None:
+            return await asyncio.to_thread(function, *args)
+        try:
+            future = await asyncio.to_thread(executor.submit, _call_in_worker, function, *args)
+            return await asyncio.wrap_future(future)
+        except BrokenProcessPool:
+            self._restart(executor)
+            raise
 
     async def close(self) -> None:
         """Stop the dispatchers and the worker processes."""
@@ -226,6 +246,14 @@ def _prepare_in_worker(
     """
     try:
         return prepare(documents, topics, rules)
+    finally:
+        _trim_heap()
+
+
+def _call_in_worker(function: Callable[..., T], *args: Any) -> T:
+    """Run ``function`` in a worker process, then give the memory it freed back (as above)."""
+    try:
+        return function(*args)
     finally:
         _trim_heap()
 

@@ -19,6 +19,7 @@ from monitor.errors import FeedError
 from monitor.ingest.canonical import ArticleKey, article_keys
 from monitor.ingest.sketch import Sketch, StoryRules, sketch_entries
 from monitor.sources.parse import ParsedEntry, ParsedFeed, parse_feed
+from monitor.text import article_text
 from monitor.topics.matcher import ArticleView, Matcher, TopicHit, TopicRule
 from monitor.topics.query import parse_query
 
@@ -96,7 +97,7 @@ def entry_view(entry: ParsedEntry, *, feed_title: str, feed_url: str) -> Article
     """What the matcher reads of an entry: the same as of the article stored from it."""
     return ArticleView(
         title=entry.title,
-        text=f"{entry.summary}\n\n{entry.content}".strip(),
+        text=article_text(entry.summary, entry.content),
         author=entry.author,
         url=entry.link or "",
         feed_title=feed_title,

@@ -27,7 +27,8 @@ from monitor.ingest.sketch import StoryRules
 from monitor.ingest.store import save_new_articles
 from monitor.ingest.writer import BatchWriter
 from monitor.models import utcnow
-from monitor.settings import FetchSettings
+from monitor.pages.queue import queue_pages
+from monitor.settings import FetchSettings, PagesSettings
 from monitor.sources import schedule
 from monitor.sources.feeds import CheckOutcome, FeedRef, record_failure, record_success
 from monitor.sources.fetch import FetchedFeed, FetchStatusError, fetch_feed
@@ -78,6 +79,10 @@ class RefreshContext:
     default_interval: timedelta = timedelta(minutes=15)
     jitter: float = schedule.JITTER_FRACTION
     stories: StoryRules = field(default_factory=StoryRules)
+    # Article pages: queued for new articles of feeds that fetch them (None: none are).
+    pages: PagesSettings | None = None
+    # Per-host slots shared with other fetches of the process (article pages); None: this run's.
+    host_gates: dict[str, asyncio.Semaphore] | None = None
 
 
 Slot = Callable[[], AbstractAsyncContextManager[object]]
@@ -220,6 +225,10 @@ def _ingest(
         for hit in prepared.hits.get(article.key_hash, ())
     ]
     matches = save_matches(session, tags, now=now)
+    if ctx.pages is not None and ctx.pages.enabled:
+        queue_pages(
+            session, articles, mode=feed.fetch_pages, auto_below=ctx.pages.auto_below, now=now
+        )
     observed = schedule.Observations(
         current=feed.interval,
         default=ctx.default_interval,
@@ -379,7 +388,9 @@ class _Refresher:
         self.gate = asyncio.Semaphore(concurrency)
         # Fetched bodies waiting to be prepared or written: bounded, so memory is too.
         self.in_hand = asyncio.Semaphore(concurrency * 2)
-        self.hosts: dict[str, asyncio.Semaphore] = {}
+        self.hosts: dict[str, asyncio.Semaphore] = (
+            ctx.host_gates if ctx.host_gates is not None else {}
+        )
 
     async def one(self, feed: FeedRef) -> RefreshResult:
         """Refresh one feed within the limits."""

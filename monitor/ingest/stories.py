@@ -44,6 +44,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col
 
+from monitor.db import dialect_insert
 from monitor.ingest.sketch import (
     Sketch,
     StoryRules,
@@ -405,3 +406,107 @@ def prune_bands(session: Session, *, before: datetime) -> int:
     """Drop index rows older than ``before``: lookups never reach past the story window."""
     result = session.execute(BAND_ROWS.delete().where(BAND_ROWS.c.first_seen_at < before))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def resketch_article(
+    session: Session,
+    *,
+    article_id: int,
+    sketch: Sketch | None,
+    first_bands: Sequence[int],
+    now: datetime,
+    rules: StoryRules,
+    copy_of: int | None = None,
+) -> int | None:
+    """Give an article the sketch of its fuller text (its page's body); return its story.
+
+    Its signature becomes the new one and its new bands join the index, so later copies find
+    it by its body. An article alone in its story joins the story of a copy: ``copy_of`` (an
+    article its page names as the same, by its canonical link) or the nearest candidate of the
+    new sketch; the index rows it was first stored with (``first_bands``) follow it. The story
+    it leaves is emptied, not deleted: an index row not found again may still name it.
+    """
+    lock_stories(session)
+    row = session.execute(
+        select(ARTICLES.c.story_id, ARTICLES.c.first_seen_at).where(ARTICLES.c.id == article_id)
+    ).first()
+    if row is None:
+        return None
+    story_id, first_seen = row
+    target = story_id
+    if story_id is not None and _members(session, story_id) == 1:
+        target = (
+            _story_to_join(session, article_id, sketch, now=now, rules=rules, copy_of=copy_of)
+            or story_id
+        )
+    values: dict[str, object] = {}
+    if sketch is not None:
+        values["signature"] = signature_bytes(sketch.signature)
+    if target != story_id:
+        values["story_id"] = target
+    if values:
+        session.execute(update(ARTICLES).where(ARTICLES.c.id == article_id).values(**values))
+    if target is None:
+        return None
+    if target != story_id:
+        if first_bands:
+            session.execute(
+                update(BAND_ROWS)
+                .where(
+                    _in_list(session, BAND_ROWS.c.band, sorted(set(first_bands))),
+                    BAND_ROWS.c.article_id == article_id,
+                )
+                .values(story_id=target)
+            )
+        session.execute(
+            update(STORIES)
+            .where(STORIES.c.id == story_id)
+            .values(lead_article_id=None, article_count=0, outlet_count=0)
+        )
+        recount_stories(session, [target])
+    if sketch is not None and sketch.bands:
+        session.execute(
+            dialect_insert(session, BAND_ROWS).on_conflict_do_nothing(),
+            [
+                {
+                    "band": band,
+                    "first_seen_at": first_seen,
+                    "article_id": article_id,
+                    "story_id": target,
+                }
+                for band in sorted(set(sketch.bands))
+            ],
+        )
+    return int(target)
+
+
+def _members(session: Session, story_id: int) -> int:
+    counted = session.execute(
+        select(func.count()).select_from(ARTICLES).where(ARTICLES.c.story_id == story_id)
+    ).scalar()
+    return int(counted or 0)
+
+
+def _story_to_join(
+    session: Session,
+    article_id: int,
+    sketch: Sketch | None,
+    *,
+    now: datetime,
+    rules: StoryRules,
+    copy_of: int | None,
+) -> int | None:
+    if copy_of is not None and copy_of != article_id:
+        joined = session.execute(
+            select(ARTICLES.c.story_id).where(ARTICLES.c.id == copy_of)
+        ).scalar()
+        if joined is not None:
+            return int(joined)
+    if sketch is None:
+        return None
+    index = _candidates(session, list(sketch.bands), since=now - rules.window)
+    others = {
+        key: [entry for entry in entries if entry.article_id != article_id]
+        for key, entries in index.items()
+    }
+    return _best_story(sketch.signature, list(sketch.bands), others, rules.threshold)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,7 +33,8 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from monitor.models import Article, Feed, Match, Sighting, Topic, TopicPriority
-from monitor.reports.health import FeedHealth, SightingRow, assess_feeds
+from monitor.pages.health import blocking_hosts, page_health
+from monitor.reports.health import FeedHealth, HostProblem, SightingRow, assess_feeds
 from monitor.settings import ReportsSettings
 from monitor.text import fold, split_words
 
@@ -378,6 +379,11 @@ def build_report(session: Session, *, day: date, rules: ReportRules, now: dateti
         failing_for=rules.failing_for,
         silent_factor=rules.silent_factor,
     )
+    blocked = [
+        HostProblem(h.host, h.failed, h.stored, h.last_reason or "failed", h.last_failure_at)
+        for h in blocking_hosts(page_health(session, now=now))
+    ]
+    health = replace(health, pages=blocked)
     return DailyReport(day, rules, start, end, now, sections, health)
 
 

@@ -60,18 +60,32 @@ class FeedProblem:
 
 
 @dataclass(frozen=True, slots=True)
+class HostProblem:
+    """A site whose article pages mostly fail: how many failed and were stored lately, and the
+    last reason (a block, a consent wall, errors)."""
+
+    host: str
+    failed: int
+    stored: int
+    detail: str
+    since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class FeedHealth:
-    """The feeds to look at, by kind of problem."""
+    """The feeds to look at, by kind of problem, and the sites whose pages fail."""
 
     failing: list[FeedProblem] = field(default_factory=list)
     silent: list[FeedProblem] = field(default_factory=list)
     disabled: list[FeedProblem] = field(default_factory=list)
     all_new: list[FeedProblem] = field(default_factory=list)
+    pages: list[HostProblem] = field(default_factory=list)
 
     @property
     def problems(self) -> int:
-        """How many feeds are listed in all."""
-        return len(self.failing) + len(self.silent) + len(self.disabled) + len(self.all_new)
+        """How many feeds (and sites) are listed in all."""
+        feeds = len(self.failing) + len(self.silent) + len(self.disabled) + len(self.all_new)
+        return feeds + len(self.pages)
 
     def payload(self) -> dict[str, Any]:
         """JSON-ready data, one list per kind of problem."""
@@ -80,7 +94,21 @@ class FeedHealth:
             "silent": [_problem(p) for p in self.silent],
             "disabled": [_problem(p) for p in self.disabled],
             "all_new": [_problem(p) for p in self.all_new],
+            "pages": [_host_problem(p) for p in self.pages],
         }
+
+
+def _host_problem(problem: HostProblem) -> dict[str, Any]:
+    since = (
+        problem.since.astimezone(UTC).isoformat().replace("+00:00", "Z") if problem.since else None
+    )
+    return {
+        "host": problem.host,
+        "failed": problem.failed,
+        "stored": problem.stored,
+        "detail": problem.detail,
+        "since": since,
+    }
 
 
 def _problem(problem: FeedProblem) -> dict[str, Any]:

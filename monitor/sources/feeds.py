@@ -5,14 +5,14 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import httpx
 from sqlmodel import Session, col, select, update
 
 from monitor.errors import NotFoundError, UsageError
-from monitor.models import Feed, FeedState
+from monitor.models import Feed, FeedState, FetchPages
 from monitor.sources import schedule
 from monitor.sources.opml import OpmlFeed
 
@@ -41,6 +41,8 @@ class FeedRef:
     lease_owner: str | None = None
     # Until when the server asked us to wait (Retry-After), if it did at the last check.
     retry_after_until: datetime | None = None
+    # Whether its new articles' pages are fetched (auto, always, never).
+    fetch_pages: str = FetchPages.AUTO
 
 
 def ref_of(feed: Feed, *, lease_owner: str | None = None) -> FeedRef:
@@ -63,6 +65,7 @@ def ref_of(feed: Feed, *, lease_owner: str | None = None) -> FeedRef:
         hint=hint,
         lease_owner=lease_owner,
         retry_after_until=feed.retry_after_until,
+        fetch_pages=feed.fetch_pages,
     )
 
 
@@ -89,6 +92,7 @@ def add_feed(
     category: str = "",
     interval: timedelta,
     now: datetime,
+    fetch_pages: str | None = None,
 ) -> tuple[Feed, bool]:
     """Add a feed, due at once; return it and whether it is new (an existing URL is kept)."""
     url = check_feed_url(url)
@@ -103,6 +107,7 @@ def add_feed(
         interval_seconds=int(interval.total_seconds()),
         next_check_at=now,
         created_at=now,
+        fetch_pages=FetchPages(fetch_pages or FetchPages.AUTO),
     )
     session.add(feed)
     session.flush()
@@ -116,6 +121,8 @@ class FeedImport:
     added: list[str]
     existing: list[str]
     rejected: list[str]
+    # Existing feeds whose fetchPages the list changed.
+    updated: list[str] = field(default_factory=list)
 
 
 def import_feeds(
@@ -134,11 +141,12 @@ def import_feeds(
     added: list[str] = []
     existing: list[str] = []
     rejected: list[str] = []
+    updated: list[str] = []
     for item in feeds:
         try:
             if admit is not None and get_feed(session, item.url) is None:
                 admit(item.url)
-            _, is_new = add_feed(
+            feed, is_new = add_feed(
                 session,
                 url=item.url,
                 title=item.title,
@@ -146,12 +154,31 @@ def import_feeds(
                 category=item.category,
                 interval=interval,
                 now=now,
+                fetch_pages=item.fetch_pages,
             )
         except UsageError as exc:
             rejected.append(str(exc))
             continue
         (added if is_new else existing).append(item.url)
-    return FeedImport(added, existing, rejected)
+        # A list that says fetchPages is followed, for feeds already there too.
+        if not is_new and item.fetch_pages and feed.fetch_pages != item.fetch_pages:
+            feed.fetch_pages = FetchPages(item.fetch_pages)
+            session.add(feed)
+            updated.append(item.url)
+    return FeedImport(added, existing, rejected, updated)
+
+
+def set_fetch_pages(session: Session, url: str, mode: str) -> Feed:
+    """Set whether a feed's new articles have their pages fetched (auto, always, never)."""
+    feed = get_feed(session, url)
+    if feed is None:
+        raise NotFoundError(f"no such feed: {url.strip()} (see `monitor feeds list`)")
+    try:
+        feed.fetch_pages = FetchPages(mode)
+    except ValueError:
+        raise UsageError(f"fetch_pages must be auto, always or never, not {mode!r}") from None
+    session.add(feed)
+    return feed
 
 
 def get_feed(session: Session, url: str) -> Feed | None:

@@ -8,6 +8,7 @@ import asyncio
 import email.utils
 import hashlib
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -150,14 +151,23 @@ async def fetch_feed(
     last_modified: str | None = None,
     max_bytes: int,
     deadline: float,
+    accept: str | None = None,
+    check_type: Callable[[str | None], None] | None = None,
 ) -> FetchedFeed:
-    """GET a feed; raise FetchError saying what went wrong (status, size, deadline, network)."""
+    """GET a feed; raise FetchError saying what went wrong (status, size, deadline, network).
+
+    ``accept`` replaces the client's Accept header (article pages ask for HTML);
+    ``check_type`` sees the final answer's Content-Type before its body is read, and raises to
+    refuse it (a page that is a PDF is not downloaded).
+    """
     if not _is_http(url):
         raise FetchError(url, "only http and https URLs can be fetched")
     headers = conditional_headers(etag, last_modified)
+    if accept:
+        headers["Accept"] = accept
     try:
         async with asyncio.timeout(deadline):
-            return await _follow(client, url, headers, max_bytes)
+            return await _follow(client, url, headers, max_bytes, check_type)
     except TimeoutError:
         raise FetchError(url, f"no complete answer within {deadline:g} s") from None
     except AddressRefusedError as exc:
@@ -171,7 +181,11 @@ async def fetch_feed(
 
 
 async def _follow(
-    client: httpx.AsyncClient, url: str, headers: dict[str, str], max_bytes: int
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    max_bytes: int,
+    check_type: Callable[[str | None], None] | None = None,
 ) -> FetchedFeed:
     current, seen = url, {url}
     moved_to: str | None = None
@@ -181,7 +195,7 @@ async def _follow(
             async with client.stream("GET", current, headers=headers) as response:
                 target = _redirect_target(response)
                 if target is None:
-                    return await _answer(response, url, max_bytes, moved_to)
+                    return await _answer(response, url, max_bytes, moved_to, check_type)
         except AddressRefusedError as exc:
             if current == url:
                 raise
@@ -210,7 +224,11 @@ def _redirect_target(response: httpx.Response) -> str | None:
 
 
 async def _answer(
-    response: httpx.Response, url: str, max_bytes: int, moved_to: str | None
+    response: httpx.Response,
+    url: str,
+    max_bytes: int,
+    moved_to: str | None,
+    check_type: Callable[[str | None], None] | None = None,
 ) -> FetchedFeed:
     status = response.status_code
     if status != 304 and not response.is_success:
@@ -225,6 +243,8 @@ async def _answer(
             status=status,
             retry_after=retry_after,
         )
+    if check_type is not None and status != 304:
+        check_type(response.headers.get("Content-Type"))
     body = b"" if status == 304 else await _read_capped(response, url, max_bytes)
     return FetchedFeed(
         url=str(response.url),

@@ -19,6 +19,12 @@ class OpmlFeed:
     title: str = ""
     site_url: str = ""
     category: str = ""
+    # The outline's fetchPages attribute (auto, always, never); None when it has none.
+    fetch_pages: str | None = None
+
+
+FETCH_PAGES_ATTRIBUTE = "fetchPages"
+FETCH_PAGES_VALUES = ("auto", "always", "never")
 
 
 def read_opml(data: bytes, *, source: str) -> list[OpmlFeed]:
@@ -41,7 +47,15 @@ def read_opml(data: bytes, *, source: str) -> list[OpmlFeed]:
         title = (outline.get("title") or outline.get("text") or "").strip()
         # An untitled feed's required "text" holds its URL (write_opml does this): not a title.
         title = "" if title == url else title
-        feeds.append(OpmlFeed(url, title, (outline.get("htmlUrl") or "").strip(), category))
+        fetch_pages = (outline.get(FETCH_PAGES_ATTRIBUTE) or "").strip().lower() or None
+        if fetch_pages is not None and fetch_pages not in FETCH_PAGES_VALUES:
+            raise ConfigError(
+                source,
+                f"feed {url}: {FETCH_PAGES_ATTRIBUTE}={fetch_pages!r} "
+                f"(use {', '.join(FETCH_PAGES_VALUES)})",
+            )
+        site_url = (outline.get("htmlUrl") or "").strip()
+        feeds.append(OpmlFeed(url, title, site_url, category, fetch_pages))
     return feeds
 
 
@@ -75,6 +89,8 @@ def write_opml(feeds: Iterable[OpmlFeed], *, title: str = "monitor feeds") -> by
             attributes["title"] = feed.title
         if feed.site_url:
             attributes["htmlUrl"] = feed.site_url
+        if feed.fetch_pages and feed.fetch_pages != "auto":
+            attributes[FETCH_PAGES_ATTRIBUTE] = feed.fetch_pages
         ET.SubElement(parent, "outline", attributes)
     ET.indent(root)
     document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)

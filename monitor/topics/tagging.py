@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from monitor.db import dialect_insert
 from monitor.ingest.prepare import TopicSet, topic_set
 from monitor.models import Article, Feed, Match, Topic
+from monitor.text import article_text
 from monitor.topics.matcher import ArticleView, Matcher, TopicHit, TopicRule
 from monitor.topics.query import Node, parse_query
 
@@ -30,6 +31,13 @@ class ArticleMatch:
 
     article_id: int
     hit: TopicHit
+    # The text it was made on: "feed", or "page" when the article's body was read too.
+    text_source: str = "feed"
+
+
+def text_source(article: Article) -> str:
+    """Which text matching reads of an article: "page" once it has a body, else "feed"."""
+    return "page" if article.body else "feed"
 
 
 def topic_rule(topic: Topic) -> TopicRule:
@@ -53,7 +61,7 @@ def article_view(article: Article, *, feed_title: str = "", feed_url: str = "") 
     """What the matcher reads of a stored article."""
     return ArticleView(
         title=article.title,
-        text=f"{article.summary}\n\n{article.content}".strip(),
+        text=article_text(article.summary, article.content, article.body),
         author=article.author,
         url=article.url,
         feed_title=feed_title,
@@ -67,7 +75,7 @@ def tag_articles(
 ) -> list[ArticleMatch]:
     """The topics each of one feed's articles matches."""
     return [
-        ArticleMatch(article.id or 0, hit)
+        ArticleMatch(article.id or 0, hit, text_source(article))
         for article in articles
         for hit in matcher.match(article_view(article, feed_title=feed_title, feed_url=feed_url))
     ]
@@ -85,6 +93,7 @@ def _row(match: ArticleMatch, now: datetime) -> dict[str, object]:
         "snippet": hit.snippet.text,
         "snippet_spans": [list(pair) for pair in hit.snippet.highlights],
         "matched_at": now,
+        "text_source": match.text_source,
     }
 
 
@@ -141,7 +150,7 @@ def retag_topic(session: Session, topic: Topic, *, since: datetime, now: datetim
     matched = 0
     for batch in _articles_since(session, since):
         matches = [
-            ArticleMatch(article.id or 0, hit)
+            ArticleMatch(article.id or 0, hit, text_source(article))
             for article, feed in batch
             for hit in matcher.match(
                 article_view(article, feed_title=feed.title, feed_url=feed.url)

@@ -34,7 +34,18 @@ from monitor.delivery.subscriptions import (
 )
 from monitor.errors import ConfigError, MonitorError, NotFoundError, UsageError
 from monitor.ingest.store import list_articles
-from monitor.models import Article, Feed, Frequency, Match, Topic, TopicPriority, utcnow
+from monitor.models import (
+    Article,
+    ArticlePage,
+    Feed,
+    FetchPages,
+    Frequency,
+    Match,
+    PageStatus,
+    Topic,
+    TopicPriority,
+    utcnow,
+)
 from monitor.operations import retag_pending_topics
 from monitor.reports.store import get_report, list_reports
 from monitor.settings import Settings, parse_duration
@@ -187,6 +198,8 @@ class FeedOut(BaseModel):
     last_success_at: datetime | None
     next_check_at: datetime
     interval_seconds: int
+    # Whether new articles' pages are fetched for their full text.
+    fetch_pages: Literal["auto", "always", "never"] = "auto"
 
 
 class FeedIn(BaseModel):
@@ -197,6 +210,7 @@ class FeedIn(BaseModel):
     url: Text = Field(min_length=1, max_length=2000)
     title: Text = Field(default="", max_length=500)
     category: Text = Field(default="", max_length=200)
+    fetch_pages: Literal["auto", "always", "never"] = "auto"
 
 
 class FeedAdded(BaseModel):
@@ -378,6 +392,23 @@ class MatchOut(BaseModel):
     terms: list[str]
     snippet: str
     matched_at: datetime
+    # The text the match was made on: "feed" (title and feed text) or "page" (with the body).
+    text_source: str = "feed"
+
+
+class PageOut(BaseModel):
+    """An article's page: its fetch status, and what the page said of itself."""
+
+    status: str
+    attempts: int
+    reason: str | None
+    http_status: int | None
+    fetched_at: datetime | None
+    next_attempt_at: datetime | None
+    final_url: str | None
+    canonical_url: str | None
+    language: str
+    published_at: datetime | None
 
 
 class ArticleDetail(ArticleOut):
@@ -386,6 +417,12 @@ class ArticleDetail(ArticleOut):
     summary: str
     feed: str
     matches: list[MatchOut]
+    # The body extracted from the article's page ("" while there is none), the extractor, and
+    # where the text matching reads comes from ("page" or "feed").
+    body: str = ""
+    body_method: str = ""
+    text_source: str = "feed"
+    page: PageOut | None = None
 
 
 class ReportSummary(BaseModel):
@@ -430,6 +467,23 @@ def feed_out(feed: Feed) -> FeedOut:
         last_success_at=feed.last_success_at,
         next_check_at=feed.next_check_at,
         interval_seconds=feed.interval_seconds,
+        fetch_pages=FetchPages(feed.fetch_pages).value,
+    )
+
+
+def page_out(page: ArticlePage) -> PageOut:
+    """The API's view of an article's page."""
+    return PageOut(
+        status=str(page.status),
+        attempts=page.attempts,
+        reason=page.reason,
+        http_status=page.http_status,
+        fetched_at=page.fetched_at,
+        next_attempt_at=page.next_attempt_at if page.status == PageStatus.PENDING else None,
+        final_url=page.final_url,
+        canonical_url=page.canonical_url,
+        language=page.language,
+        published_at=page.published_at,
     )
 
 
@@ -523,6 +577,7 @@ def api_router(
                 category=body.category,
                 interval=settings.schedule.poll_interval,
                 now=clock(),
+                fetch_pages=body.fetch_pages,
             )
             result = FeedAdded(created=created, feed=feed_out(feed))
         if not created:
@@ -558,7 +613,10 @@ def api_router(
     def export_opml() -> Response:
         """Every feed as an OPML 2.0 document, folders by category."""
         with Session(engine) as session:
-            feeds = [OpmlFeed(f.url, f.title, f.site_url, f.category) for f in list_feeds(session)]
+            feeds = [
+                OpmlFeed(f.url, f.title, f.site_url, f.category, f.fetch_pages)
+                for f in list_feeds(session)
+            ]
         return Response(write_opml(feeds), media_type="text/x-opml; charset=utf-8")
 
     @router.post(
@@ -803,10 +861,12 @@ def api_router(
                     terms=list(m.terms),
                     snippet=m.snippet,
                     matched_at=m.matched_at,
+                    text_source=m.text_source,
                 )
                 for m, t in matches
                 if allowed or not t.private
             ]
+            page = session.get(ArticlePage, article_id)
         return ArticleDetail(
             id=article.id or 0,
             title=article.title,
@@ -818,6 +878,10 @@ def api_router(
             summary=article.summary,
             feed=feed.title or feed.url,
             matches=shown,
+            body=article.body,
+            body_method=article.body_method,
+            text_source="page" if article.body else "feed",
+            page=page_out(page) if page is not None else None,
         )
 
     # --- reports ---

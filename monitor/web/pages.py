@@ -39,6 +39,7 @@ from monitor.delivery.subscriptions import (
 from monitor.errors import MonitorError
 from monitor.models import (
     Article,
+    ArticlePage,
     Feed,
     Frequency,
     Match,
@@ -49,12 +50,14 @@ from monitor.models import (
     TopicPriority,
 )
 from monitor.operations import retag_pending_topics
+from monitor.pages.health import page_health
+from monitor.pages.store import text_source_label
 from monitor.reports.build import DayCount, day_bounds, local_day
 from monitor.reports.charts import volume_svg
 from monitor.reports.store import get_report, list_reports
 from monitor.settings import Settings
 from monitor.sources.admission import HostResolver, refused_address, system_addresses
-from monitor.sources.feeds import add_feed, check_feed_url, list_feeds
+from monitor.sources.feeds import add_feed, check_feed_url, list_feeds, set_fetch_pages
 from monitor.sources.guard import AddressPolicy
 from monitor.sources.health import feed_health
 from monitor.sources.opml import OpmlFeed, read_opml, write_opml
@@ -621,9 +624,12 @@ def _feed_routes(web: WebPages) -> APIRouter:
         with Session(web.engine) as session:
             rows = feed_health(session, now=web.clock(),
                                silent_factor=web.settings.reports.silent_factor)  # fmt: skip
+            modes = {feed.url: str(feed.fetch_pages) for feed in list_feeds(session)}
+            hosts = [host for host in page_health(session, now=web.clock()) if host.failed]
         context.setdefault("form", {"url": "", "title": ""})
         context.setdefault("imported", None)
-        return web.render(request, visit, "feeds.html", status, feeds=rows, **context)
+        return web.render(request, visit, "feeds.html", status, feeds=rows, modes=modes,
+                          page_hosts=hosts, **context)  # fmt: skip
 
     @router.get("/feeds", response_class=HTMLResponse)
     def feeds(request: Request, visit: AdminVisit) -> Response:
@@ -652,6 +658,22 @@ def _feed_routes(web: WebPages) -> APIRouter:
         visit.notices.append(f"Added {checked}." if is_new else f"{checked} was already there.")
         return feeds_page(request, visit)
 
+    @router.post("/feeds/pages", response_class=HTMLResponse)
+    def set_pages(
+        request: Request,
+        visit: CheckedVisit,
+        url: Annotated[str, Form()] = "",
+        fetch_pages: Annotated[str, Form()] = "",
+    ) -> Response:
+        """Set whether a feed's new articles have their pages fetched (auto, always, never)."""
+        try:
+            with Session(web.engine) as session, session.begin():
+                set_fetch_pages(session, url, fetch_pages)
+        except MonitorError as exc:
+            return feeds_page(request, visit, 400, errors=[str(exc)])
+        visit.notices.append(f"Article pages of {url.strip()}: {fetch_pages}.")
+        return feeds_page(request, visit)
+
     @router.post("/feeds/import", response_class=HTMLResponse)
     async def import_opml(request: Request, visit: CheckedVisit, file: UploadFile) -> Response:
         """Import an OPML file: new feeds added (the address guard applies), the rest listed."""
@@ -670,7 +692,10 @@ def _feed_routes(web: WebPages) -> APIRouter:
     def export_opml(request: Request, visit: AdminVisit) -> Response:
         """Every feed as an OPML file, categories as folders."""
         with Session(web.engine) as session:
-            items = [OpmlFeed(f.url, f.title, f.site_url, f.category) for f in list_feeds(session)]
+            items = [
+                OpmlFeed(f.url, f.title, f.site_url, f.category, f.fetch_pages)
+                for f in list_feeds(session)
+            ]
         response = Response(write_opml(items), media_type="text/x-opml; charset=utf-8")
         response.headers["Content-Disposition"] = 'attachment; filename="monitor-feeds.opml"'
         return web.finish(request, visit, response)
@@ -828,7 +853,8 @@ def _article_context(session: Session, article: Article) -> dict[str, Any]:
         lines = explain(topic_rule(topic), view)
         matches.append({"match": match, "topic": topic, "why": lines})
     return {"feed": feed, "sightings": sightings, "matches": matches,
-            "story": _story(session, article)}  # fmt: skip
+            "story": _story(session, article), "page": session.get(ArticlePage, article.id),
+            "text": view.text, "text_source": text_source_label(article)}  # fmt: skip
 
 
 def _story(session: Session, article: Article) -> dict[str, Any] | None:

@@ -74,7 +74,7 @@ def test_json_is_the_documented_payload(rendered: RenderedReport) -> None:
     assert data["date"] == "2024-09-09"
     assert data["start"] == "2024-09-08T22:00:00Z"
     assert data["spikes"] == ["election-interference", "climate-risk"]
-    assert set(data["feed_health"]) == {"failing", "silent", "disabled", "all_new"}
+    assert set(data["feed_health"]) == {"failing", "silent", "disabled", "all_new", "pages"}
     assert set(data["topics"][0]) == {
         "slug", "name", "priority", "articles", "stories", "baseline", "z", "spike", "series",
         "top_stories", "top_sources", "priority_articles", "more_priority_articles",

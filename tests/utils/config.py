@@ -58,6 +58,9 @@ class ConfigWriter:
             }
         ]
         self.extra_toml = ""
+        # Article pages stay off unless a test turns them on: fixture feeds link to
+        # example.com, and fetching those would look the names up in DNS.
+        self.pages: dict[str, str] = {"enabled": "false"}
 
     def toml(self) -> str:
         mail = (
@@ -71,6 +74,7 @@ class ConfigWriter:
             f'[mail]\n{mail}outbox_dir = "{self.outbox}"\nfrom_address = "monitor@example.net"\n\n'
             # The feed server listens on 127.0.0.1, which the address guard refuses by default.
             '[fetch]\ntimeout = "10s"\nallow_networks = ["127.0.0.0/8"]\n\n'
+            "[pages]\n" + "".join(f"{key} = {value}\n" for key, value in self.pages.items()) + "\n"
             f"{self.extra_toml}"
         )
 

@@ -57,6 +57,8 @@ class FeedServer:
         self.hits: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
         self.requests: list[tuple[str, dict[str, str]]] = []
+        # When each request arrived (time.monotonic), by path, in order.
+        self.arrivals: list[tuple[str, float]] = []
         # Requests being answered now, and the most ever answered at once.
         self.in_flight = 0
         self.max_in_flight = 0
@@ -103,6 +105,7 @@ class FeedServer:
         with self._lock:
             self.hits[path] += 1
             self.requests.append((path, {k.lower(): v for k, v in request.headers.items()}))
+            self.arrivals.append((path, time.monotonic()))
         route = self.routes.get(path)
         if route is None:
             self._reply(request, 404, b"not found", {"Content-Type": "text/plain"})
