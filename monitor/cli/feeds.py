@@ -15,7 +15,7 @@ from monitor.cli.common import prepare, say, settings_of, show, tell, user_error
 from monitor.errors import ConfigError, NotFoundError, UsageError
 from monitor.models import FeedState, utcnow
 from monitor.sources.feeds import add_feed, get_feed, import_feeds, list_feeds, retry_feeds
-from monitor.sources.health import feed_health
+from monitor.sources.health import explain_next_check, feed_health
 from monitor.sources.opml import OpmlFeed, read_opml, write_opml
 from monitor.sources.schedule import format_span
 
@@ -136,7 +136,7 @@ def feeds_show(
         ("last success", _when(feed.last_success_at)),
         ("next check", _when(feed.next_check_at)),
         ("interval", format_span_seconds(feed.interval_seconds)),
-        ("why", feed.interval_reason or "the default interval (not checked yet)"),
+        ("why", explain_next_check(feed)),
         ("items a day", rate),
         ("feed's own hint", hint),
         ("etag", feed.etag or ""),
