@@ -36,6 +36,7 @@ from monitor.operations import open_database, poll_feeds, send_digests, sync_con
 from monitor.service import run_service
 from monitor.settings import Settings, load_settings, parse_duration
 from monitor.topics.catalog import get_topic
+from monitor.untrusted import web_url
 
 app = typer.Typer(
     help="monitor: poll news feeds, tag articles against watched topics, e-mail digests.",
@@ -214,7 +215,8 @@ def articles_list(
     for column in ("first seen", "topics", "title", "url"):
         table.add_column(column, overflow="fold")
     for article, slugs in rows:
-        table.add_row(_when(article.first_seen_at), ", ".join(slugs), article.title, article.url)
+        link = web_url(article.url)  # only http(s): never a javascript: "link" to copy
+        table.add_row(_when(article.first_seen_at), ", ".join(slugs), article.title, link)
     show(table)
     say(f"{len(rows)} articles")
 

@@ -39,6 +39,7 @@ from monitor.delivery.digest import Digest, DigestArticle, DigestSection
 from monitor.delivery.tokens import load_secret_key, make_manage_token, make_unsubscribe_token
 from monitor.errors import ConfigError
 from monitor.settings import Settings
+from monitor.untrusted import strip_controls
 
 MAX_SUBJECT_TOPICS = 3
 DIGEST_TEMPLATES = ("digest_subject.txt", "digest.txt", "digest.html")
@@ -252,10 +253,12 @@ def render_digest(
     context = {"digest": digest, "subject": subject, "unsubscribe_url": unsubscribe_url,
                "manage_url": manage_url}  # fmt: skip
     html = render_template(env, "digest.html", context)
+    # Feed text stored before the parse edge cleaned it: no control, escape or bidi override
+    # reaches a mail reader, whatever a template prints.
     return RenderedDigest(
         subject=subject,
-        text=render_template(env, "digest.txt", context),
-        html=_INLINER.inline(html),
+        text=strip_controls(render_template(env, "digest.txt", context)),
+        html=strip_controls(_INLINER.inline(html)),
     )
 
 

@@ -45,6 +45,7 @@ from monitor.sources.opml import OpmlFeed, read_opml, write_opml
 from monitor.topics.catalog import apply_changes, check_query, create_topic, get_topic, list_topics
 from monitor.topics.query import QuerySyntaxError, parse_query
 from monitor.topics.tagging import backtest
+from monitor.untrusted import strip_controls, web_url
 from monitor.web.pages import HostResolver, refused_address, system_addresses
 from monitor.web.selfservice import schedule_from
 
@@ -361,7 +362,7 @@ class ArticleOut(BaseModel):
 
     id: int
     title: str
-    url: str
+    url: str = Field(description="The article's link: http(s) only, empty for any other kind.")
     author: str
     published_at: datetime | None
     first_seen_at: datetime
@@ -625,8 +626,8 @@ def api_router(
         samples = [
             SampleOut(
                 article_id=s.article.id or 0,
-                title=s.article.title,
-                url=s.article.url,
+                title=strip_controls(s.article.title),
+                url=web_url(s.article.url),
                 feed=s.feed.title or s.feed.url,
                 first_seen_at=s.article.first_seen_at,
                 terms=sorted(s.hit.terms),
@@ -763,9 +764,9 @@ def api_router(
         return [
             ArticleOut(
                 id=a.id or 0,
-                title=a.title,
-                url=a.url,
-                author=a.author,
+                title=strip_controls(a.title),
+                url=web_url(a.url),
+                author=strip_controls(a.author),
                 published_at=a.published_at,
                 first_seen_at=a.first_seen_at,
                 topics=[s for s in slugs if s not in hidden],
@@ -806,13 +807,13 @@ def api_router(
             ]
         return ArticleDetail(
             id=article.id or 0,
-            title=article.title,
-            url=article.url,
-            author=article.author,
+            title=strip_controls(article.title),
+            url=web_url(article.url),
+            author=strip_controls(article.author),
             published_at=article.published_at,
             first_seen_at=article.first_seen_at,
             topics=[m.topic for m in shown],
-            summary=article.summary,
+            summary=strip_controls(article.summary),
             feed=feed.title or feed.url,
             matches=shown,
         )

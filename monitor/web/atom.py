@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from monitor.models import Article, Feed, Match, Story, Topic, utcnow
+from monitor.untrusted import strip_controls
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 MEDIA_TYPE = "application/atom+xml; charset=utf-8"
@@ -32,8 +33,9 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def xml_text(value: str) -> str:
-    """``value`` without the characters XML 1.0 forbids (ElementTree escapes the rest)."""
-    return _NOT_XML.sub("", value)
+    """``value`` without the characters XML 1.0 forbids (ElementTree escapes the rest), nor
+    controls and bidi overrides, which feed readers would show as they are."""
+    return _NOT_XML.sub("", strip_controls(value))
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,7 @@ from monitor.topics.catalog import apply_changes, create_topic, get_topic, list_
 from monitor.topics.matcher import Span, explain
 from monitor.topics.query import QuerySyntaxError, parse_query
 from monitor.topics.tagging import Backtest, article_view, backtest, topic_rule
+from monitor.untrusted import strip_controls
 from monitor.web.auth import SessionCodec, Throttle, WebSession, authenticate, session_user
 from monitor.web.csrf import FIELD, HEADER, csrf_token, csrf_valid
 
@@ -148,6 +149,14 @@ def safe_url(url: str | None) -> str | None:
     return url if urlsplit(url.strip()).scheme.lower() in ("http", "https") else None
 
 
+def shown_text(value: Any) -> Any:
+    """Every value a page prints, text without control characters or bidi overrides (feed text
+    an older version stored); removing characters from Markup adds no markup to it."""
+    if isinstance(value, Markup):
+        return Markup(strip_controls(str(value)))
+    return strip_controls(value) if isinstance(value, str) else value
+
+
 def page_environment() -> Environment:
     """The Jinja2 environment of the web pages (autoescaped, undefined names are errors)."""
     env = Environment(
@@ -156,6 +165,7 @@ def page_environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=shown_text,
     )
     env.filters["highlight"] = highlight
     env.filters["safe_url"] = safe_url
