@@ -397,7 +397,8 @@ def _error_text(exc: BaseException, body: bytes) -> str:
         line, column = exc.getLineNumber(), exc.getColumnNumber()
         if not isinstance(line, int) or not isinstance(column, int) or line < 1:
             return str(exc.getMessage())
-        if line > 1 and not _XML_DECLARATION.match(_prolog_text(body[:200].removeprefix(b"\xef\xbb\xbf")).lstrip("\ufeff")):
+        head = _prolog_text(body[:200].removeprefix(b"\xef\xbb\xbf")).lstrip("\ufeff")
+        if line > 1 and not _XML_DECLARATION.match(head):
             line -= 1
         return f"line {line}, column {column + 1}: {exc.getMessage()}"
     return _UNKNOWN_PLACE.sub(

@@ -10,11 +10,12 @@ Grammar (loosest binding first)::
     primary  := "(" or ")" | FIELD ":" primary | '"' words '"' | word
 
 Operators are upper-case; ``and``, ``or``, ``near`` in lower case are ordinary words. A ``-`` is
-NOT only when it opens a clause (``-bomb``); standing alone (``iraq - bomb``) it is an error. NEAR
-needs two separate occurrences: a word is never near itself. A word may end in ``*`` (``elect*``). Fields: ``title:``, ``text:``, ``author:`` scope words to a part of
-the article; ``site:``, ``feed:``, ``lang:`` test where it comes from. Matching ignores case,
-diacritics and punctuation: a query word is split into the same Unicode words as article text,
-so ``U.S.`` is the phrase ``"u s"`` and ``Russia's`` is ``"russia s"``.
+NOT only when it opens a clause (``-bomb``); standing alone (``iraq - bomb``) it is an error.
+NEAR needs two separate occurrences: a word is never near itself. A word may end in ``*``
+(``elect*``). Fields: ``title:``, ``text:``, ``author:`` scope words to a part of the article;
+``site:``, ``feed:``, ``lang:`` test where it comes from. Matching ignores case, diacritics and
+punctuation: a query word is split into the same Unicode words as article text, so ``U.S.`` is
+the phrase ``"u s"`` and ``Russia's`` is ``"russia s"``.
 """
 
 from __future__ import annotations
