@@ -110,7 +110,8 @@ def test_a_digest_carries_no_escapes_and_no_script_link(
     assert isinstance(message, EmailMessage)
     text = message.get_body(("plain",))
     html = message.get_body(("html",))
-    assert text is not None and html is not None
+    assert text is not None
+    assert html is not None
     # Mail lines end in CRLF on the wire: only a CR of its own is the feed's.
     text_body = text.get_content().replace("\r\n", "\n")
     html_body = html.get_content().replace("\r\n", "\n")

@@ -46,7 +46,7 @@ def test_nothing_hostile_survives_and_a_second_pass_changes_nothing(text: str) -
 
     assert strip_controls(cleaned) == cleaned
     assert not any(
-        ord(c) < 0x20 and c not in "\t\n" or 0x7F <= ord(c) <= 0x9F or "\u202a" <= c <= "\u202e"
+        (ord(c) < 0x20 and c not in "\t\n") or 0x7F <= ord(c) <= 0x9F or "\u202a" <= c <= "\u202e"
         or "\u2066" <= c <= "\u2069"
         for c in cleaned
     )  # fmt: skip
