@@ -1,10 +1,11 @@
 """The JSON API under /api: feeds, topics (validation, backtest), subscriptions, articles,
 reports, and its OpenAPI schema at /api/openapi.json.
 
-Reads are open, except subscriptions (personal data) and backtests (they scan stored
-articles); writes need ``Authorization: Bearer <web.api_token>``. Private topics are hidden
-from callers without the token. Every error is JSON, ``{"error": "...", ...}``, with a 4xx
-status: the route class below turns each error monitor raises on purpose into one.
+Reads need ``Authorization: Bearer <web.api_token>`` or a signed-in session, unless
+``web.public_reads`` opens them (private topics stay hidden then); subscriptions (personal data)
+and backtests (they scan stored articles) and every write always need the token. Every error is
+JSON, ``{"error": "...", ...}``, with a 4xx status: the route class below turns each error
+monitor raises on purpose into one.
 """
 
 import hmac
@@ -46,7 +47,7 @@ from monitor.topics.catalog import apply_changes, check_query, create_topic, get
 from monitor.topics.query import QuerySyntaxError, parse_query
 from monitor.topics.tagging import backtest
 from monitor.untrusted import strip_controls, web_url
-from monitor.web.pages import HostResolver, refused_address, system_addresses
+from monitor.web.pages import HostResolver, refused_address, signed_in, system_addresses
 from monitor.web.selfservice import schedule_from
 
 # An OPML upload larger than this is refused (413) before the rest of it is read.
@@ -405,7 +406,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"description": text, "content": {"application/json": {"example": {"error": text}}}}
     for status, text in (
         (400, "a body that cannot be read at all"),
-        (401, "missing or wrong API token"),
+        (401, "missing or wrong API token (reads: or no signed-in session)"),
         (404, "no such feed, topic, article or report"),
         (422, "invalid input, with a message naming the field"),
     )
@@ -479,8 +480,22 @@ def api_router(
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
+    def read_access(request: Request, allowed: Annotated[bool, Depends(authorized)]) -> bool:
+        """Whether the caller may see private topics; 401 when it may read nothing."""
+        if allowed or signed_in(request):
+            return True
+        if settings.web.public_reads:
+            return False
+        raise HTTPException(
+            401,
+            "reading needs Authorization: Bearer <web.api_token> or a signed-in session "
+            "(web.public_reads is off)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
     Admin = Annotated[None, Depends(require_token)]  # noqa: N806 (a type alias)
-    Authorized = Annotated[bool, Depends(authorized)]  # noqa: N806
+    # A read: open with web.public_reads (private topics hidden), else the token or a session.
+    Reader = Annotated[bool, Depends(read_access)]  # noqa: N806
 
     def visible_topic(session: Session, slug: str, allowed: bool) -> Topic:
         topic = get_topic(session, slug)
@@ -501,7 +516,7 @@ def api_router(
     # --- feeds ---
 
     @router.get("/feeds", response_model=list[FeedOut])
-    def get_feeds() -> list[FeedOut]:
+    def get_feeds(_: Reader) -> list[FeedOut]:
         """Every feed, by URL."""
         with Session(engine) as session:
             return [feed_out(feed) for feed in list_feeds(session)]
@@ -529,7 +544,7 @@ def api_router(
         return result
 
     @router.get("/feeds/health", response_model=list[FeedHealthOut])
-    def get_feed_health() -> list[FeedHealthOut]:
+    def get_feed_health(_: Reader) -> list[FeedHealthOut]:
         """Every feed's health: state, errors, interval, new items a day, silence."""
         with Session(engine) as session:
             rows = feed_health(session, now=clock(), silent_factor=settings.reports.silent_factor)
@@ -553,7 +568,7 @@ def api_router(
     @router.get(
         "/feeds/opml", response_class=Response, responses={200: {"content": {"text/x-opml": {}}}}
     )
-    def export_opml() -> Response:
+    def export_opml(_: Reader) -> Response:
         """Every feed as an OPML 2.0 document, folders by category."""
         with Session(engine) as session:
             feeds = [OpmlFeed(f.url, f.title, f.site_url, f.category) for f in list_feeds(session)]
@@ -603,7 +618,7 @@ def api_router(
     # --- topics ---
 
     @router.get("/topics", response_model=list[TopicOut])
-    def get_topics(allowed: Authorized) -> list[TopicOut]:
+    def get_topics(allowed: Reader) -> list[TopicOut]:
         """Every topic, by slug (private ones only with the API token)."""
         with Session(engine) as session:
             return [topic_out(t) for t in list_topics(session) if allowed or not t.private]
@@ -640,7 +655,7 @@ def api_router(
         )
 
     @router.get("/topics/{slug}", response_model=TopicOut)
-    def get_one_topic(slug: Slug, allowed: Authorized) -> TopicOut:
+    def get_one_topic(slug: Slug, allowed: Reader) -> TopicOut:
         """One topic."""
         with Session(engine) as session:
             return topic_out(visible_topic(session, slug, allowed))
@@ -750,7 +765,7 @@ def api_router(
 
     @router.get("/articles", response_model=list[ArticleOut])
     def get_articles(
-        allowed: Authorized,
+        allowed: Reader,
         topic: Annotated[str | None, Query(pattern=SLUG_PATTERN)] = None,
         since: SinceParam = None,
         limit: LimitParam = 50,
@@ -776,7 +791,7 @@ def api_router(
 
     @router.get("/articles/{article_id}", response_model=ArticleDetail)
     def get_article(
-        article_id: Annotated[int, Path(ge=1, le=MAX_ID)], allowed: Authorized
+        article_id: Annotated[int, Path(ge=1, le=MAX_ID)], allowed: Reader
     ) -> ArticleDetail:
         """One article, with where each topic matched it."""
         with Session(engine) as session:
@@ -821,7 +836,9 @@ def api_router(
     # --- reports ---
 
     @router.get("/reports", response_model=list[ReportSummary])
-    def get_reports(limit: Annotated[int, Query(ge=1, le=366)] = 30) -> list[ReportSummary]:
+    def get_reports(
+        _: Reader, limit: Annotated[int, Query(ge=1, le=366)] = 30
+    ) -> list[ReportSummary]:
         """The stored daily reports, newest day first."""
         with Session(engine) as session:
             return [
@@ -830,7 +847,7 @@ def api_router(
             ]
 
     @router.get("/reports/{day}", response_model=ReportOut)
-    def get_one_report(day: date) -> ReportOut:
+    def get_one_report(day: date, _: Reader) -> ReportOut:
         """The stored report of a local day (YYYY-MM-DD), with its data."""
         with Session(engine) as session:
             report = get_report(session, day)
