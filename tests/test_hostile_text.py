@@ -69,7 +69,10 @@ def polled(config: ConfigWriter, feed_server: FeedServer, smtp_server: SmtpServe
     """The feed polled and tagged; then its article and story hold the hostile values."""
     config.feeds = [feed_server.add("/hostile.rss", clean_feed())]
     config.smtp_port = smtp_server.port
-    config.extra_toml = f'[web]\nsecret_key = "hostile-test-key"\napi_token = "{TOKEN}"\n'
+    config.extra_toml = (
+        f'[web]\nsecret_key = "hostile-test-key"\napi_token = "{TOKEN}"\n\n'
+        '[reports]\nreviewers = ["reviewer@example.org"]\n'
+    )
     path = config.write()
     invoke(path, "poll")
     engine = create_db_engine(config.database_url)
@@ -119,6 +122,21 @@ def test_a_digest_carries_no_escapes_and_no_script_link(
     assert_clean("the text part", text_body)
     assert_clean("the HTML part", html_body)
     assert SHOWN in text_body
+
+
+def test_the_report_mail_carries_no_escapes(polled: Path, smtp_server: SmtpServer) -> None:
+    day = datetime.now(UTC).date().isoformat()
+    invoke(polled, "report", "--date", day, "--email", "--out", str(polled.parent / "r.txt"))
+
+    assert len(smtp_server.messages) == 1
+    message = smtp_server.messages[0].message
+    assert isinstance(message, EmailMessage)
+    for kind in ("plain", "html"):
+        part = message.get_body((kind,))
+        assert part is not None
+        body = part.get_content().replace("\r\n", "\n")
+        assert_clean(f"the report's {kind} part", body)
+        assert SHOWN in body
 
 
 def test_pages_atom_and_api_show_no_hostile_characters_or_links(polled: Path) -> None:
