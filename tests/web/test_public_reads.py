@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -17,7 +16,7 @@ from monitor.settings import WebSettings
 from tests.web.site import add_admin, csrf_of
 from tests.web.test_api import AUTH, Stored, api_app, store_sample
 from tests.web.test_app import serving
-from tests.web.test_sessions import http_sign_in
+from tests.web.test_sessions import http_client, http_sign_in
 
 READS = [
     "/api/feeds",
@@ -59,7 +58,7 @@ def closed(stored: Stored, tmp_path: Path) -> Iterator[str]:
 @pytest.mark.parametrize("path", READS)
 def test_reads_need_the_token_or_a_session(closed: str, stored: Stored, path: str) -> None:
     path = path.replace("/articles/1", f"/articles/{stored.article_ids[0]}")
-    with httpx.Client(base_url=closed) as anonymous, httpx.Client(base_url=closed) as browser:
+    with http_client(closed) as anonymous, http_client(closed) as browser:
         refused = anonymous.get(path)
         with_token = anonymous.get(path, headers=AUTH)
         with_wrong_token = anonymous.get(path, headers={"Authorization": "Bearer nope"})
@@ -74,7 +73,7 @@ def test_reads_need_the_token_or_a_session(closed: str, stored: Stored, path: st
 
 
 def test_a_signed_in_admin_sees_private_topics_in_the_api(closed: str) -> None:
-    with httpx.Client(base_url=closed) as browser:
+    with http_client(closed) as browser:
         assert http_sign_in(browser).status_code == 303
         slugs = [t["slug"] for t in browser.get("/api/topics").json()]
 
@@ -82,7 +81,7 @@ def test_a_signed_in_admin_sees_private_topics_in_the_api(closed: str) -> None:
 
 
 def test_a_signed_out_session_reads_nothing(closed: str) -> None:
-    with httpx.Client(base_url=closed) as browser:
+    with http_client(closed) as browser:
         assert http_sign_in(browser).status_code == 303
         # The topics page (the dashboard needs a full stored report) carries the CSRF token.
         browser.post("/logout", data={"csrf_token": csrf_of(browser.get("/topics").text)})
@@ -121,7 +120,7 @@ def test_open_reads_hide_private_topics(stored: Stored, tmp_path: Path) -> None:
 def test_atom_feeds_need_a_token_or_a_session(
     closed: str, path: str, headers: dict[str, str], status: int
 ) -> None:
-    with httpx.Client(base_url=closed) as client:
+    with http_client(closed) as client:
         response = client.get(path, headers=headers)
 
     assert response.status_code == status
@@ -132,7 +131,7 @@ def test_atom_feeds_need_a_token_or_a_session(
 
 
 def test_a_signed_in_admin_reads_every_atom_feed(closed: str) -> None:
-    with httpx.Client(base_url=closed) as browser:
+    with http_client(closed) as browser:
         assert http_sign_in(browser).status_code == 303
         statuses = [browser.get(f"/topics/{s}/feed.atom").status_code for s in ("votes", "secret")]
 

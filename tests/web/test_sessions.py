@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -39,6 +40,14 @@ from tests.web.site import (
 from tests.web.test_app import serving
 
 LIFETIME = timedelta(hours=12)
+# Generous: on a busy machine (a whole test run on two cores) an answer may take seconds, and a
+# timeout would fail the test for nothing it checks.
+HTTP_TIMEOUT = 60.0
+
+
+def http_client(base: str, **options: Any) -> httpx.Client:
+    """An HTTP client of the server at ``base``, as a browser would be."""
+    return httpx.Client(base_url=base, timeout=HTTP_TIMEOUT, **options)
 
 
 @dataclass
@@ -92,10 +101,10 @@ def server(engine: Engine, tmp_path: Path) -> Iterator[str]:
 def test_sign_out_ends_the_session_for_a_saved_copy_of_the_cookie(
     server: str, engine: Engine
 ) -> None:
-    with httpx.Client(base_url=server) as browser:
+    with http_client(server) as browser:
         assert http_sign_in(browser).status_code == 303
         saved = browser.cookies[COOKIE]
-        with httpx.Client(base_url=server, cookies={COOKIE: saved}) as thief:
+        with http_client(server, cookies={COOKIE: saved}) as thief:
             before = thief.get("/", follow_redirects=False)
             assert sessions(engine) == 1
             out = browser.post("/logout", data={"csrf_token": csrf_of(browser.get("/").text)})
@@ -113,7 +122,7 @@ def test_sign_out_ends_the_session_for_a_saved_copy_of_the_cookie(
 
 
 def test_signing_out_ends_only_that_session(server: str, engine: Engine) -> None:
-    with httpx.Client(base_url=server) as laptop, httpx.Client(base_url=server) as phone:
+    with http_client(server) as laptop, http_client(server) as phone:
         assert http_sign_in(laptop).status_code == 303
         assert http_sign_in(phone).status_code == 303
         laptop.post("/logout", data={"csrf_token": csrf_of(laptop.get("/").text)})
@@ -182,7 +191,7 @@ def test_each_page_renews_the_session(engine: Engine, tmp_path: Path) -> None:
 
 
 def test_the_session_table_keeps_only_a_hash_of_the_token(server: str, engine: Engine) -> None:
-    with httpx.Client(base_url=server) as browser:
+    with http_client(server) as browser:
         http_sign_in(browser)
         token = cookie_session(browser.cookies[COOKIE])
     with Session(engine) as session:
@@ -197,14 +206,14 @@ def test_the_session_table_keeps_only_a_hash_of_the_token(server: str, engine: E
 
 
 def test_a_guesser_elsewhere_does_not_lock_the_owner_out(server: str, engine: Engine) -> None:
-    with httpx.Client(base_url=server) as guesser:
+    with http_client(server) as guesser:
         guesses = [
             http_sign_in(guesser, password=f"guess {n}", address="203.0.113.66").status_code
             for n in range(12)
         ]
         # The right password from the guesser's client still waits.
         lucky = http_sign_in(guesser, address="203.0.113.66")
-    with httpx.Client(base_url=server) as owner:
+    with http_client(server) as owner:
         own = http_sign_in(owner, address="198.51.100.7")
         page = owner.get("/", follow_redirects=False)
 
