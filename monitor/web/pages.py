@@ -10,6 +10,7 @@ too), and links from feeds only when they are http(s), so no markup from a feed 
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -405,7 +406,7 @@ def _next_target(value: str) -> str:
 
 
 def _wait_text(wait: timedelta) -> str:
-    seconds = max(1, -(-int(wait.total_seconds()) // 1))
+    seconds = max(1, math.ceil(wait.total_seconds()))
     if seconds < 60:
         return f"{seconds} seconds" if seconds != 1 else "1 second"
     minutes = -(-seconds // 60)
@@ -484,7 +485,7 @@ def _auth_routes(web: WebPages) -> APIRouter:
                     )
                 else:
                     web.throttle.forget(session, username=username, address=address)
-            signed_in = (
+            started = (
                 start_session(session, user, now=now, lifetime=web.settings.web.session_lifetime)
                 if user
                 else None
@@ -493,10 +494,10 @@ def _auth_routes(web: WebPages) -> APIRouter:
         if wait:
             error = f"Too many failed sign-ins from here. Try again in {_wait_text(wait)}."
             return web.render(request, visit, "login.html", 429, errors=[error], **context)
-        if signed_in is None:
+        if started is None:
             error = "Wrong user name or password."
             return web.render(request, visit, "login.html", 401, errors=[error], **context)
-        visit = Visit(signed_in, username, csrf_token(web.secret_key, signed_in.nonce), True)
+        visit = Visit(started, username, csrf_token(web.secret_key, started.nonce), True)
         return web.redirect(request, visit, _next_target(next))
 
     @router.post("/logout")
