@@ -21,9 +21,13 @@ RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin monitor
 # overridden with MONITOR_<SECTION>_<KEY> variables (see docker-compose.yml).
 WORKDIR /app
 COPY config/ /app/config/
-# var/ holds the SQLite database and the mail outbox when no PostgreSQL / SMTP is configured.
+# var/ holds the signing key of links (web.secret_key_file), and the SQLite database and the mail
+# outbox when no PostgreSQL / SMTP is configured; docker-compose.yml makes it a shared volume,
+# which starts with this directory's owner.
 RUN mkdir -p /app/var && chown 10001:10001 /app/var
 USER 10001:10001
+# `monitor run --web` and `monitor web` listen here (web.port; web.host must be 0.0.0.0).
+EXPOSE 8080
 
 # Create or migrate the database and load config/ first, then exec the command, so that
 # `monitor run` is PID 1 and receives SIGTERM itself (it finishes running jobs within

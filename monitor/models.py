@@ -415,6 +415,20 @@ class AdminUser(SQLModel, table=True):
     last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class AdminSession(SQLModel, table=True):
+    """A signed-in session of the web app. The cookie carries a random token; only its SHA-256
+    is kept here, so a copy of the database opens no session. Deleting the row ends the session
+    everywhere (sign-out, a new password), whatever cookies were saved."""
+
+    __tablename__ = "admin_session"
+
+    token_hash: str = Field(max_length=64, primary_key=True)
+    user_id: int = Field(foreign_key="admin_user.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Idle expiry: web.session_lifetime after this; renewed at most once a minute.
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
 class LoginAttempt(SQLModel, table=True):
     """A failed sign-in, by name and client address: recent ones throttle further tries.
 

@@ -235,6 +235,9 @@ class WebSettings(_Section):
     secret_key_file: Path = Path("var/secret_key")
     # Bearer token for the JSON API's write endpoints (Authorization: Bearer ...). Empty: off.
     api_token: str = ""
+    # Whether the JSON API's reads and the topics' Atom feeds are open to anyone. Off: they need
+    # the API token, a signed-in session, or (Atom) the topic's own feed token.
+    public_reads: bool = False
     # How long a sign-in lasts; the session cookie is re-signed on each page, so it is idle time.
     session_lifetime: Duration = timedelta(hours=12)
     # Sign-in throttling: this many failures for one name or one address within the window

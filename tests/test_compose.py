@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -68,10 +69,28 @@ def test_images() -> None:
 
 
 @pytest.mark.parametrize(
-    ("service", "port"), [("postgres", 5432), ("mailpit", 1025), ("mailpit", 8025)]
-)
-def test_ports(service: str, port: int) -> None:
-    assert (port, port) in _published_ports(_service(service))
+    ("service", "published", "port"),
+    [("postgres", 5433, 5432), ("mailpit", 1025, 1025), ("mailpit", 8025, 8025),
+     ("monitor", 8080, 8080)],
+)  # fmt: skip
+def test_ports(service: str, published: int, port: int) -> None:
+    assert (published, port) in _published_ports(_service(service))
+
+
+# Ports a developer's machine commonly serves already: a local PostgreSQL above all.
+HOST_PORTS_IN_USE = {5432}
+
+
+def test_published_ports_are_local_distinct_and_free_of_a_local_postgresql() -> None:
+    published: list[int] = []
+    for name, service in _compose()["services"].items():
+        for entry in service.get("ports", []):
+            text = str(entry["host_ip"] if isinstance(entry, dict) else entry)
+            assert text.startswith("127.0.0.1:") or text == "127.0.0.1", (name, entry)
+        published.extend(host for host, _ in _published_ports(service))
+
+    assert len(published) == len(set(published)), published
+    assert not HOST_PORTS_IN_USE & set(published), published
 
 
 def test_postgres_has_a_database_a_volume_and_a_healthcheck() -> None:
@@ -110,6 +129,87 @@ def test_monitor_uses_the_postgres_service() -> None:
     assert url.username == postgres_env["POSTGRES_USER"]
     assert url.password == postgres_env["POSTGRES_PASSWORD"]
     assert url.database == postgres_env["POSTGRES_DB"]
+
+
+def _monitor_services() -> dict[str, dict[str, Any]]:
+    """The services that run monitor: those built from this directory."""
+    return {name: s for name, s in _compose()["services"].items() if "build" in s}
+
+
+def _command(service: dict[str, Any]) -> list[str]:
+    """The command a service runs: its own, or the Dockerfile's CMD."""
+    command = service.get("command")
+    if command is None:
+        cmd = _last(_dockerfile_instructions(), "CMD")
+        assert cmd is not None
+        return _command_words(cmd)
+    return command if isinstance(command, list) else str(command).split()
+
+
+def _service_settings(
+    service: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Settings:
+    """The settings monitor reads in the service's container (its environment, no toml)."""
+    for name, value in _environment(service).items():
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.setenv(name, value)
+    config = tmp_path / "monitor.toml"
+    config.write_text("", encoding="utf-8")
+    return load_settings(config)
+
+
+def _serves_web(command: list[str]) -> bool:
+    text = " ".join(command)
+    return "monitor web" in text or ("monitor run" in text and "--web" in command)
+
+
+def test_the_web_app_is_served_where_mailed_links_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving = {n: s for n, s in _monitor_services().items() if _serves_web(_command(s))}
+    assert serving, "no service serves the web app (monitor web, or monitor run --web)"
+    for name, service in serving.items():
+        settings = _service_settings(service, monkeypatch, tmp_path)
+        # 127.0.0.1 inside a container is reachable from nowhere else.
+        assert settings.web.host == "0.0.0.0", name
+        published = {host for host, port in _published_ports(service) if port == settings.web.port}
+        assert published, f"{name}: web.port {settings.web.port} is not published"
+        base = urlsplit(settings.web.base_url)
+        # The links in digests lead to the published port (on this machine, by default).
+        assert base.hostname in ("127.0.0.1", "localhost"), settings.web.base_url
+        assert base.port in published, settings.web.base_url
+
+
+def test_workers_scale_without_serving_or_publishing() -> None:
+    worker = _service("worker")
+
+    assert not _serves_web(_command(worker))
+    assert "monitor run" in " ".join(_command(worker))
+    assert not _published_ports(worker), "replicas would collide on a published port"
+    assert "container_name" not in worker
+
+
+def test_every_monitor_container_signs_links_with_one_lasting_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link signed by one container verifies in the others, and after a rebuild."""
+    workdir = _last(_dockerfile_instructions(), "WORKDIR")
+    assert workdir is not None
+    declared = _compose().get("volumes") or {}
+    keys: set[str] = set()
+    for name, service in _monitor_services().items():
+        settings = _service_settings(service, monkeypatch, tmp_path)
+        if settings.web.secret_key:
+            keys.add("key:" + settings.web.secret_key)
+            continue
+        key_dir = (Path(workdir) / settings.web.secret_key_file).parent
+        mounts = [str(v).split(":") for v in service.get("volumes", [])]
+        holding = [m[0] for m in mounts if len(m) >= 2 and Path(m[1]) == key_dir]
+        assert holding, f"{name}: {key_dir} (web.secret_key_file) is not a volume"
+        # A named volume outlives containers and images; a bind mount would be a host path.
+        assert holding[0] in declared, f"{name}: {holding[0]} is not a named volume"
+        keys.add("volume:" + holding[0])
+    assert len(keys) == 1, keys
 
 
 def test_monitor_sends_mail_to_mailpit() -> None:

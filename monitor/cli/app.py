@@ -47,6 +47,7 @@ from monitor.service import run_service, run_web
 from monitor.settings import Settings, load_settings, parse_duration
 from monitor.text import shorten
 from monitor.topics.catalog import get_topic
+from monitor.untrusted import web_url
 
 app = typer.Typer(
     help="monitor: poll news feeds, tag articles against watched topics, e-mail digests.",
@@ -291,8 +292,9 @@ def articles_list(
     for column in ("first seen", "topics", "title", "url"):
         table.add_column(column, overflow="fold")
     for article, slugs in rows:
+        link = web_url(article.url)  # only http(s): never a javascript: "link" to copy
         table.add_row(
-            _when(article.first_seen_at), ", ".join(slugs), shorten(article.title, 200), article.url
+            _when(article.first_seen_at), ", ".join(slugs), shorten(article.title, 200), link
         )
     show(table)
     say(f"{len(rows)} articles")

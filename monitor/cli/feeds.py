@@ -24,7 +24,7 @@ from monitor.sources.feeds import (
     retry_feeds,
     set_fetch_pages,
 )
-from monitor.sources.health import feed_health
+from monitor.sources.health import explain_next_check, feed_health
 from monitor.sources.opml import OpmlFeed, read_opml, write_opml
 from monitor.sources.schedule import format_span
 from monitor.text import shorten
@@ -164,7 +164,7 @@ def feeds_show(
         ("next check", _when(feed.next_check_at)),
         ("article pages", _pages_mode(feed.fetch_pages)),
         ("interval", format_span_seconds(feed.interval_seconds)),
-        ("why", feed.interval_reason or "the default interval (not checked yet)"),
+        ("why", explain_next_check(feed)),
         ("items a day", rate),
         ("feed's own hint", hint),
         ("etag", feed.etag or ""),

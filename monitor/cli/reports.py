@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli.common import prepare, say, settings_of, tell, user_errors
+from monitor.cli.common import prepare, say, settings_of, tell, user_errors, write_out
 from monitor.errors import UsageError
 from monitor.models import utcnow
 from monitor.operations import build_daily_report, last_full_day, send_outbox
@@ -86,7 +85,7 @@ def daily_report(
         ReportFormat.JSON: rendered.json,
     }[form]
     if out is None:
-        sys.stdout.write(document)
+        write_out(document)
         return
     try:
         out.write_text(document, encoding="utf-8")

@@ -61,7 +61,7 @@ def users_passwd(
     engine = prepare(ctx)
     with Session(engine) as session, session.begin():
         set_password(session, username=username, password=password)
-    say(f"changed the password of {username}")
+    say(f"changed the password of {username}; their open sessions ended")
 
 
 @users_app.command("list")

@@ -45,6 +45,7 @@ from monitor.delivery.tokens import (
 from monitor.errors import ConfigError
 from monitor.settings import Settings
 from monitor.text import shorten
+from monitor.untrusted import strip_controls
 
 MAX_SUBJECT_TOPICS = 3
 # A subject longer than this is cut (an instant alert is titled by its article's title, and
@@ -274,10 +275,12 @@ def render_digest(
     context = {"digest": digest, "subject": subject, "unsubscribe_url": unsubscribe_url,
                "manage_url": manage_url, "digest_url": digest_url}  # fmt: skip
     html = render_template(env, "digest.html", context)
+    # Feed text stored before the parse edge cleaned it: no control, escape or bidi override
+    # reaches a mail reader, whatever a template prints.
     return RenderedDigest(
         subject=subject,
-        text=render_template(env, "digest.txt", context),
-        html=_INLINER.inline(html),
+        text=strip_controls(render_template(env, "digest.txt", context)),
+        html=strip_controls(_INLINER.inline(html)),
     )
 
 

@@ -21,6 +21,7 @@ from monitor.errors import PermanentDeliveryError
 from monitor.models import Delivery, DeliveryStatus, Subscriber
 from monitor.reports.store import get_report
 from monitor.settings import Settings
+from monitor.untrusted import strip_controls
 
 REPORT_PERIOD = "report:"
 
@@ -86,8 +87,9 @@ def report_message(session: Session, delivery: Delivery, settings: Settings) -> 
     mail = settings.mail
     return build_report_message(
         subject=report.subject or f"[monitor] Daily report, {day:%A %d %B %Y}",
-        text=report.text,
-        html=report.email_html or report.html,
+        # Built from stored feed text: no control, escape or bidi override reaches the reader.
+        text=strip_controls(report.text),
+        html=strip_controls(report.email_html or report.html),
         to_address=reviewer.email,
         from_address=mail.from_address,
         from_name=mail.from_name,

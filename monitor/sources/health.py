@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from monitor.models import Feed, FeedState, Sighting
 from monitor.reports.health import SightingRow, assess_feeds
+from monitor.sources.schedule import format_span
 
 # New items per day are counted over this window.
 RATE_WINDOW = timedelta(days=7)
@@ -70,3 +71,30 @@ def feed_health(session: Session, *, now: datetime, silent_factor: float) -> lis
         )
         for feed in feeds
     ]
+
+
+def explain_next_check(feed: Feed) -> str:
+    """Why the feed is checked when it is: backing off after errors, disabled, or its interval.
+
+    The stored interval reason belongs to the last good check; while a feed errors its next
+    check is the backoff, which that reason does not explain.
+    """
+    when_good = f"; when it works: {feed.interval_reason}" if feed.interval_reason else ""
+    if feed.state == FeedState.DISABLED:
+        reason = f" ({feed.disabled_reason})" if feed.disabled_reason else ""
+        return f"disabled{reason}: not checked until `monitor feeds retry` makes it active"
+    if feed.error_count > 0:
+        errors = "1 error" if feed.error_count == 1 else f"{feed.error_count} errors in a row"
+        wait = ""
+        if feed.last_checked_at is not None and feed.next_check_at > feed.last_checked_at:
+            wait = f", checking again {format_span(feed.next_check_at - feed.last_checked_at)}"
+            wait += " after the last check"
+        return (
+            f"backing off after {errors}{wait} (the interval doubles with each error, up to "
+            f"schedule.max_backoff){when_good}"
+        )
+    if feed.interval_reason:
+        return feed.interval_reason
+    if feed.last_checked_at is None:
+        return "the default interval (not checked yet)"
+    return "the default interval (its publishing rhythm is not known yet)"

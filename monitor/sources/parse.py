@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
+from xml.sax import SAXParseException
 
 import feedparser
 from feedparser.datetimes import _parse_date as _feedparser_date
@@ -30,6 +31,7 @@ from monitor.sources.fastparse import Declined, parse_well_formed, read_document
 from monitor.sources.sanitize import html_to_text, sanitize_html
 from monitor.sources.sanitize import one_line as _one_line
 from monitor.sources.sanitize import tidy_text as _tidy
+from monitor.untrusted import strip_controls, web_url
 
 __all__ = [
     "ParsedEntry",
@@ -48,6 +50,18 @@ REFERENCE = "feedparser"
 JSON = "json"
 # The element names for which feedparser takes RSS "plain text" to be HTML.
 _HTML_NAMES = frozenset(_HTMLSanitizer.acceptable_elements)
+# Elements a document that is not a feed may open with (after its prolog) to count as an HTML page.
+_HTML_PAGE_ELEMENTS = _HTML_NAMES | {"html", "head", "body", "title", "meta", "link", "script"}
+_FIRST_TAG = re.compile(rb"<([a-z][a-z0-9]*)[\s/>]")
+# A tag in text said to be plain: an end tag, or a start tag with well-formed attributes.
+_MARKUP_TAG = re.compile(
+    r"<(/?)([A-Za-z][A-Za-z0-9]*)((?:\s+[A-Za-z_:][\w:.-]*"
+    r"(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?)*\s*/?)>"
+)
+_VOID = frozenset({"br", "hr", "img"})
+_XML_DECLARATION = re.compile(r"<\?xml[^>]*?>")
+# A place in an error of a document without a name, as expat prints it.
+_UNKNOWN_PLACE = re.compile(r"<unknown>:(\d+):(\d+):\s*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +109,24 @@ def _utc(parsed: time.struct_time | None) -> datetime | None:
 
 def _detail_text(value: str, detail: Any) -> str:
     kind = (detail or {}).get("type", "text/plain")
-    return html_to_text(value) if "html" in kind else _tidy(html.unescape(value))
+    # Text said to be plain (Atom's type="text", the default) is sometimes HTML all the same:
+    # a reader sees its text, not "<div class=...>"; feedparser leaves the tags in.
+    if "html" in kind or _is_markup(value):
+        return html_to_text(value)
+    return _tidy(html.unescape(value))
+
+
+def _is_markup(text: str) -> bool:
+    """Whether "plain" text is really HTML: HTML tags only, and at least one that no prose has
+    (an end tag, a tag with attributes, or a <br>, <hr>, <img>); "1 < 2" or "<HR 1234>" is not."""
+    if "<" not in text:
+        return False
+    tags = _MARKUP_TAG.findall(text)
+    if not tags or any(name.lower() not in _HTML_PAGE_ELEMENTS for _, name, _ in tags):
+        return False
+    if len(tags) != text.count("<"):
+        return False  # a "<" that opens no tag: prose such as "a <b> c" around the tags
+    return any(end or attributes.strip() or name.lower() in _VOID for end, name, attributes in tags)
 
 
 def _entry_content(entry: Any) -> tuple[str, dict[tuple[str, str], str]]:
@@ -152,7 +183,7 @@ def _to_entry(entry: Any, feed_url: str, language: str) -> ParsedEntry:
         summary = _detail_text(summary_value, summary_detail)
     # dict.get: feedparser's own .get maps a missing "updated" to "published", with a warning.
     updated = _utc(dict.get(entry, "updated_parsed"))
-    return ParsedEntry(
+    return _safe_entry(
         guid=_optional(entry.get("id")),
         link=_entry_link(entry, feed_url),
         title=title,
@@ -162,6 +193,25 @@ def _to_entry(entry: Any, feed_url: str, language: str) -> ParsedEntry:
         published_at=_utc(dict.get(entry, "published_parsed")) or updated,
         updated_at=updated,
         language=str(entry.get("language") or language),
+    )
+
+
+def _safe_entry(
+    *, guid: str | None, link: str | None, title: str, summary: str, content: str, author: str,
+    published_at: datetime | None, updated_at: datetime | None, language: str,
+) -> ParsedEntry:  # fmt: skip
+    """The entry as stored, whichever parser read it: no control characters, terminal escapes
+    or bidi overrides in its text (monitor.untrusted), and a link only when it is http(s)."""
+    return ParsedEntry(
+        guid=guid,
+        link=web_url(link) or None,
+        title=_one_line(strip_controls(title)),
+        summary=strip_controls(summary),
+        content=strip_controls(content),
+        author=_one_line(strip_controls(author)),
+        published_at=published_at,
+        updated_at=updated_at,
+        language=language,
     )
 
 
@@ -229,7 +279,7 @@ def _read_reference(body: bytes, *, url: str, content_type: str | None) -> Parse
     document = feedparser.parse(
         body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
     )
-    warning = _bozo_message(document)
+    warning = _bozo_message(document, body)
     if not document.get("version") and not document.entries:
         reason = warning or "no RSS, Atom or RDF document found"
         if _looks_like_html(body):
@@ -250,9 +300,10 @@ def _build_feed(
 ) -> ParsedFeed:
     # meta and entries are feedparser's dictionaries, or the fast path's of the same shape.
     language = str(meta.get("language") or "")
+    title = _detail_text(meta.get("title", ""), meta.get("title_detail"))
     return ParsedFeed(
-        title=_one_line(_detail_text(meta.get("title", ""), meta.get("title_detail"))),
-        site_url=urljoin(url, str(meta.get("link") or "")) if meta.get("link") else "",
+        title=_one_line(strip_controls(title)),
+        site_url=web_url(urljoin(url, str(meta.get("link") or ""))) if meta.get("link") else "",
         language=language,
         version=version,
         entries=[_to_entry(entry, url, language) for entry in entries],
@@ -324,7 +375,7 @@ def _doctype(text: str) -> str | None:
     return text[position : len(text) if close == -1 else close + 1]
 
 
-def _bozo_message(document: Any) -> str | None:
+def _bozo_message(document: Any, body: bytes) -> str | None:
     if not document.get("bozo"):
         return None
     exc = document.get("bozo_exception")
@@ -332,12 +383,36 @@ def _bozo_message(document: Any) -> str | None:
     # says nothing about the document; a document that is also malformed reports that instead.
     if isinstance(exc, feedparser.CharacterEncodingOverride | feedparser.NonXMLContentType):
         return None
-    return _one_line(str(exc)) if exc else "malformed document"
+    return _one_line(_error_text(exc, body)) if exc else "malformed document"
+
+
+def _error_text(exc: BaseException, body: bytes) -> str:
+    """An XML error as people read it: ``line 3, column 1: junk after document element``.
+
+    feedparser's SAX errors name no document, so they print as ``<unknown>:3:0: ...``; and
+    feedparser puts an XML declaration line before a document that has none, so its line
+    numbers are one too high for those.
+    """
+    if isinstance(exc, SAXParseException):
+        line, column = exc.getLineNumber(), exc.getColumnNumber()
+        if not isinstance(line, int) or not isinstance(column, int) or line < 1:
+            return str(exc.getMessage())
+        head = _prolog_text(body[:200].removeprefix(b"\xef\xbb\xbf")).lstrip("\ufeff")
+        if line > 1 and not _XML_DECLARATION.match(head):
+            line -= 1
+        return f"line {line}, column {column + 1}: {exc.getMessage()}"
+    return _UNKNOWN_PLACE.sub(
+        lambda m: f"line {m.group(1)}, column {int(m.group(2)) + 1}: ", str(exc)
+    ).replace("<unknown>", "the document")
 
 
 def _looks_like_html(body: bytes) -> bool:
     head = body[:2048].lstrip().lower()
-    return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
+    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
+        return True
+    # Servers' own pages often have no <html> at all: IIS's "Document Moved" begins with <head>.
+    first = _FIRST_TAG.search(head)
+    return first is not None and first.group(1).decode("ascii") in _HTML_PAGE_ELEMENTS
 
 
 def parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
@@ -353,8 +428,8 @@ def parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
         raise ParseError(url, "not a feed (a JSON Feed needs an items list)")
     language = _text_field(document, "language")
     return ParsedFeed(
-        title=_one_line(_text_field(document, "title")),
-        site_url=_text_field(document, "home_page_url"),
+        title=_one_line(strip_controls(_text_field(document, "title"))),
+        site_url=web_url(_text_field(document, "home_page_url")),
         language=language,
         version="json" + str(document["version"]).rstrip("/").rsplit("/", 1)[-1],
         entries=[_json_entry(item, url, language) for item in items if isinstance(item, dict)],
@@ -369,17 +444,24 @@ def _json_entry(item: dict[str, Any], feed_url: str, language: str) -> ParsedEnt
         [item["author"]] if isinstance(item.get("author"), dict) else []
     )
     names = [str(a.get("name", "")) for a in authors if isinstance(a, dict) and a.get("name")]
-    return ParsedEntry(
+    return _safe_entry(
         guid=_optional(item.get("id")),
         link=urljoin(feed_url, link) if link else None,
-        title=_one_line(html_to_text(_text_field(item, "title"))),
-        summary=_tidy(_text_field(item, "summary")),
-        content=html_to_text(content) if content else _tidy(_text_field(item, "content_text")),
+        title=html_to_text(_text_field(item, "title")),
+        summary=_plain_text(_text_field(item, "summary")),
+        content=html_to_text(content)
+        if content
+        else _plain_text(_text_field(item, "content_text")),
         author=_one_line(", ".join(names)),
         published_at=_iso_utc(item.get("date_published")) or _iso_utc(item.get("date_modified")),
         updated_at=_iso_utc(item.get("date_modified")),
         language=_text_field(item, "language") or language,
     )
+
+
+def _plain_text(text: str) -> str:
+    # A JSON Feed's plain-text fields are sometimes HTML as well (as Atom's type="text").
+    return html_to_text(text) if _is_markup(text) else _tidy(text)
 
 
 def _text_field(data: dict[str, Any], key: str) -> str:

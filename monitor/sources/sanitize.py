@@ -12,6 +12,8 @@ import threading
 import nh3
 from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 
+from monitor.untrusted import strip_controls
+
 # Elements whose text is never article prose.
 SKIPPED_ELEMENTS = frozenset(
     {"script", "style", "template", "noscript", "svg", "math", "head", "iframe"}
@@ -113,9 +115,11 @@ def html_to_text(markup: str) -> str:
     etree.strip_elements(root, *SKIPPED_ELEMENTS, with_tail=False)
     for block in root.iter(*BLOCK_ELEMENTS):
         # A tail follows the element's end; a void element has only the one break.
+        # lxml decodes "&#27;" into ESC when it reads, but refuses to be given one back: the
+        # text is cleaned of controls on the way (they are stripped at the parse edge anyway).
         if block.tag not in _VOID_BLOCKS:
-            block.text = "\n" + (block.text or "")
-        block.tail = "\n" + (block.tail or "")
+            block.text = "\n" + strip_controls(block.text or "")
+        block.tail = "\n" + strip_controls(block.tail or "")
     return tidy_text("".join(root.itertext()))
 
 

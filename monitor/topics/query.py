@@ -9,11 +9,13 @@ Grammar (loosest binding first)::
     near     := primary (("NEAR" | "NEAR/n" | "ONEAR" | "ONEAR/n") primary)*
     primary  := "(" or ")" | FIELD ":" primary | '"' words '"' | word
 
-Operators are upper-case; ``and``, ``or``, ``near`` in lower case are ordinary words. A word may
-end in ``*`` (``elect*``). Fields: ``title:``, ``text:``, ``author:`` scope words to a part of
-the article; ``site:``, ``feed:``, ``lang:`` test where it comes from. Matching ignores case,
-diacritics and punctuation: a query word is split into the same Unicode words as article text,
-so ``U.S.`` is the phrase ``"u s"`` and ``Russia's`` is ``"russia s"``.
+Operators are upper-case; ``and``, ``or``, ``near`` in lower case are ordinary words. A ``-`` is
+NOT only when it opens a clause (``-bomb``); standing alone (``iraq - bomb``) it is an error.
+NEAR needs two separate occurrences: a word is never near itself. A word may end in ``*``
+(``elect*``). Fields: ``title:``, ``text:``, ``author:`` scope words to a part of the article;
+``site:``, ``feed:``, ``lang:`` test where it comes from. Matching ignores case, diacritics and
+punctuation: a query word is split into the same Unicode words as article text, so ``U.S.`` is
+the phrase ``"u s"`` and ``Russia's`` is ``"russia s"``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ _QUOTES = str.maketrans(dict.fromkeys("\u201c\u201d\u201e\u00ab\u00bb\uff02", '"
 _NEAR = re.compile(r"^(O?NEAR)(?:/(\d*))?$")
 _FIELD = re.compile(r"([A-Za-z]+):")  # used with match(text, pos): anchored there
 _WORD_CHARS = re.compile(r'[^\s()"]+')
+# Minus signs and dashes standing alone (hyphen-minus, en and em dash, the minus sign).
+_DASHES = re.compile("[-\u2013\u2014\u2212]+")
+_NEXT_CLAUSE = re.compile(r'\s*("[^"]*"|[^\s()"]+)')
 
 
 class QuerySyntaxError(MonitorError):
@@ -218,8 +223,19 @@ def _lex_word(query: str, text: str, position: int, tokens: list[_Token]) -> int
         tokens.append(_Token("op", word, position))
     elif "*" in word or split_words(fold(word)) or (tokens and tokens[-1].kind == "field"):
         tokens.append(_Token("word", word, position))
-    # Anything else is punctuation standing alone ("Putin - Harris", "a & b"): like the
-    # punctuation inside article text, it separates words and means nothing.
+    elif _DASHES.fullmatch(word):
+        # "iraq - bomb" reads as "iraq but not bomb" to some and "iraq, bomb" to others:
+        # silently taking it as AND excluded nothing, so a lone minus is refused.
+        following = _NEXT_CLAUSE.match(text, match.end())
+        after = following.group(1) if following else "word"
+        raise QuerySyntaxError(
+            f"a lone {word} excludes nothing: write -{after} (no space) or NOT {after} to "
+            f"exclude it, or leave the {word} out",
+            query,
+            position,
+        )
+    # Anything else is punctuation standing alone ("a & b", "a / b"): like the punctuation
+    # inside article text, it separates words and means nothing.
     return match.end()
 
 

@@ -1,10 +1,11 @@
 """The JSON API under /api: feeds, topics (validation, backtest), subscriptions, articles,
 reports, and its OpenAPI schema at /api/openapi.json.
 
-Reads are open, except subscriptions (personal data) and backtests (they scan stored
-articles); writes need ``Authorization: Bearer <web.api_token>``. Private topics are hidden
-from callers without the token. Every error is JSON, ``{"error": "...", ...}``, with a 4xx
-status: the route class below turns each error monitor raises on purpose into one.
+Reads need ``Authorization: Bearer <web.api_token>`` or a signed-in session, unless
+``web.public_reads`` opens them (private topics stay hidden then); subscriptions (personal data)
+and backtests (they scan stored articles) and every write always need the token. Every error is
+JSON, ``{"error": "...", ...}``, with a 4xx status: the route class below turns each error
+monitor raises on purpose into one.
 """
 
 import hmac
@@ -57,6 +58,8 @@ from monitor.sources.opml import OpmlFeed, read_opml, write_opml
 from monitor.topics.catalog import apply_changes, check_query, create_topic, get_topic, list_topics
 from monitor.topics.query import QuerySyntaxError, parse_query
 from monitor.topics.tagging import backtest
+from monitor.untrusted import strip_controls, web_url
+from monitor.web.pages import signed_in
 from monitor.web.selfservice import schedule_from
 
 # An OPML upload larger than this is refused (413) before the rest of it is read.
@@ -377,7 +380,7 @@ class ArticleOut(BaseModel):
 
     id: int
     title: str
-    url: str
+    url: str = Field(description="The article's link: http(s) only, empty for any other kind.")
     author: str
     published_at: datetime | None
     first_seen_at: datetime
@@ -443,7 +446,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"description": text, "content": {"application/json": {"example": {"error": text}}}}
     for status, text in (
         (400, "a body that cannot be read at all"),
-        (401, "missing or wrong API token"),
+        (401, "missing or wrong API token (reads: or no signed-in session)"),
         (404, "no such feed, topic, article or report"),
         (422, "invalid input, with a message naming the field"),
     )
@@ -534,8 +537,22 @@ def api_router(
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
+    def read_access(request: Request, allowed: Annotated[bool, Depends(authorized)]) -> bool:
+        """Whether the caller may see private topics; 401 when it may read nothing."""
+        if allowed or signed_in(request):
+            return True
+        if settings.web.public_reads:
+            return False
+        raise HTTPException(
+            401,
+            "reading needs Authorization: Bearer <web.api_token> or a signed-in session "
+            "(web.public_reads is off)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
     Admin = Annotated[None, Depends(require_token)]  # noqa: N806 (a type alias)
-    Authorized = Annotated[bool, Depends(authorized)]  # noqa: N806
+    # A read: open with web.public_reads (private topics hidden), else the token or a session.
+    Reader = Annotated[bool, Depends(read_access)]  # noqa: N806
 
     def visible_topic(session: Session, slug: str, allowed: bool) -> Topic:
         topic = get_topic(session, slug)
@@ -556,7 +573,7 @@ def api_router(
     # --- feeds ---
 
     @router.get("/feeds", response_model=list[FeedOut])
-    def get_feeds() -> list[FeedOut]:
+    def get_feeds(_: Reader) -> list[FeedOut]:
         """Every feed, by URL."""
         with Session(engine) as session:
             return [feed_out(feed) for feed in list_feeds(session)]
@@ -585,7 +602,7 @@ def api_router(
         return result
 
     @router.get("/feeds/health", response_model=list[FeedHealthOut])
-    def get_feed_health() -> list[FeedHealthOut]:
+    def get_feed_health(_: Reader) -> list[FeedHealthOut]:
         """Every feed's health: state, errors, interval, new items a day, silence."""
         with Session(engine) as session:
             rows = feed_health(session, now=clock(), silent_factor=settings.reports.silent_factor)
@@ -610,7 +627,7 @@ def api_router(
     @router.get(
         "/feeds/opml", response_class=Response, responses={200: {"content": {"text/x-opml": {}}}}
     )
-    def export_opml() -> Response:
+    def export_opml(_: Reader) -> Response:
         """Every feed as an OPML 2.0 document, folders by category."""
         with Session(engine) as session:
             feeds = [
@@ -663,7 +680,7 @@ def api_router(
     # --- topics ---
 
     @router.get("/topics", response_model=list[TopicOut])
-    def get_topics(allowed: Authorized) -> list[TopicOut]:
+    def get_topics(allowed: Reader) -> list[TopicOut]:
         """Every topic, by slug (private ones only with the API token)."""
         with Session(engine) as session:
             return [topic_out(t) for t in list_topics(session) if allowed or not t.private]
@@ -686,8 +703,8 @@ def api_router(
         samples = [
             SampleOut(
                 article_id=s.article.id or 0,
-                title=s.article.title,
-                url=s.article.url,
+                title=strip_controls(s.article.title),
+                url=web_url(s.article.url),
                 feed=s.feed.title or s.feed.url,
                 first_seen_at=s.article.first_seen_at,
                 terms=sorted(s.hit.terms),
@@ -700,7 +717,7 @@ def api_router(
         )
 
     @router.get("/topics/{slug}", response_model=TopicOut)
-    def get_one_topic(slug: Slug, allowed: Authorized) -> TopicOut:
+    def get_one_topic(slug: Slug, allowed: Reader) -> TopicOut:
         """One topic."""
         with Session(engine) as session:
             return topic_out(visible_topic(session, slug, allowed))
@@ -810,7 +827,7 @@ def api_router(
 
     @router.get("/articles", response_model=list[ArticleOut])
     def get_articles(
-        allowed: Authorized,
+        allowed: Reader,
         topic: Annotated[str | None, Query(pattern=SLUG_PATTERN)] = None,
         since: SinceParam = None,
         limit: LimitParam = 50,
@@ -824,9 +841,9 @@ def api_router(
         return [
             ArticleOut(
                 id=a.id or 0,
-                title=a.title,
-                url=a.url,
-                author=a.author,
+                title=strip_controls(a.title),
+                url=web_url(a.url),
+                author=strip_controls(a.author),
                 published_at=a.published_at,
                 first_seen_at=a.first_seen_at,
                 topics=[s for s in slugs if s not in hidden],
@@ -836,7 +853,7 @@ def api_router(
 
     @router.get("/articles/{article_id}", response_model=ArticleDetail)
     def get_article(
-        article_id: Annotated[int, Path(ge=1, le=MAX_ID)], allowed: Authorized
+        article_id: Annotated[int, Path(ge=1, le=MAX_ID)], allowed: Reader
     ) -> ArticleDetail:
         """One article, with where each topic matched it."""
         with Session(engine) as session:
@@ -869,13 +886,13 @@ def api_router(
             page = session.get(ArticlePage, article_id)
         return ArticleDetail(
             id=article.id or 0,
-            title=article.title,
-            url=article.url,
-            author=article.author,
+            title=strip_controls(article.title),
+            url=web_url(article.url),
+            author=strip_controls(article.author),
             published_at=article.published_at,
             first_seen_at=article.first_seen_at,
             topics=[m.topic for m in shown],
-            summary=article.summary,
+            summary=strip_controls(article.summary),
             feed=feed.title or feed.url,
             matches=shown,
             body=article.body,
@@ -887,7 +904,9 @@ def api_router(
     # --- reports ---
 
     @router.get("/reports", response_model=list[ReportSummary])
-    def get_reports(limit: Annotated[int, Query(ge=1, le=366)] = 30) -> list[ReportSummary]:
+    def get_reports(
+        _: Reader, limit: Annotated[int, Query(ge=1, le=366)] = 30
+    ) -> list[ReportSummary]:
         """The stored daily reports, newest day first."""
         with Session(engine) as session:
             return [
@@ -896,7 +915,7 @@ def api_router(
             ]
 
     @router.get("/reports/{day}", response_model=ReportOut)
-    def get_one_report(day: date) -> ReportOut:
+    def get_one_report(day: date, _: Reader) -> ReportOut:
         """The stored report of a local day (YYYY-MM-DD), with its data."""
         with Session(engine) as session:
             report = get_report(session, day)

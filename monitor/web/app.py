@@ -99,7 +99,7 @@ def create_app(
 
     install_pages(app, settings, engine, secret_key=secret_key, clock=clock, resolve=resolve)
     app.include_router(api_router(settings, engine, clock=clock, resolve=resolve))
-    app.include_router(atom_router(engine, base_url=settings.web.base_url, clock=clock))
+    app.include_router(atom_router(engine, settings.web, clock=clock))
     app.include_router(selfservice_router(engine, env, secret_key, clock=clock))
     app.include_router(digest_router(settings, engine, env, secret_key))
     return app

@@ -1,11 +1,15 @@
 """Topic feeds: ``/topics/{slug}/feed.atom``, an Atom 1.0 feed (RFC 4287) of a topic's latest
 matches, each story once.
 
-A private topic's feed is served only with its secret token (``?token=``); without it, or with
-a wrong one, the answer is the same 404 as for a topic that does not exist.
+A private topic's feed is served only with its secret token (``?token=``); with a wrong one
+the answer is the same 404 as for a topic that does not exist. With ``web.public_reads`` off
+(the default) every topic feed needs its own feed token, the API token (``Authorization:
+Bearer``) or a signed-in session; a request with none of them is answered 401, whether the topic
+exists or not.
 """
 
 import hashlib
+import hmac
 import re
 import secrets
 import xml.etree.ElementTree as ET
@@ -21,6 +25,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from monitor.models import Article, Feed, Match, Story, Topic, utcnow
+from monitor.settings import WebSettings
+from monitor.untrusted import strip_controls
+from monitor.web.pages import signed_in
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 MEDIA_TYPE = "application/atom+xml; charset=utf-8"
@@ -32,8 +39,9 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def xml_text(value: str) -> str:
-    """``value`` without the characters XML 1.0 forbids (ElementTree escapes the rest)."""
-    return _NOT_XML.sub("", value)
+    """``value`` without the characters XML 1.0 forbids (ElementTree escapes the rest), nor
+    controls and bidi overrides, which feed readers would show as they are."""
+    return _NOT_XML.sub("", strip_controls(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,45 +158,74 @@ def token_matches(topic: Topic, token: str | None) -> bool:
     """Whether ``token`` opens the topic's feed: any for a public topic, its own for a private."""
     if not topic.private:
         return True
+    return own_token(topic, token)
+
+
+def own_token(topic: Topic, token: str | None) -> bool:
+    """Whether ``token`` is the topic's own feed token."""
     if not topic.feed_token or not token:
         return False
     return secrets.compare_digest(topic.feed_token.encode(), token.encode())
 
 
 def atom_router(
-    engine: Engine, *, base_url: str, clock: Callable[[], datetime] = utcnow
+    engine: Engine, web: WebSettings, *, clock: Callable[[], datetime] = utcnow
 ) -> APIRouter:
     """The /topics/{slug}/feed.atom route."""
     router = APIRouter(include_in_schema=False)
+    base_url = web.base_url
 
     def not_found() -> Response:
         return PlainTextResponse("no such topic feed\n", status_code=404)
+
+    def trusted(request: Request) -> bool:
+        """A signed-in admin, or a caller with the API token: every feed is open to them."""
+        given = request.headers.get("authorization", "")
+        scheme, _, credentials = given.partition(" ")
+        if (
+            web.api_token
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(credentials.strip().encode(), web.api_token.encode())
+        ):
+            return True
+        return signed_in(request)
 
     @router.get("/topics/{slug}/feed.atom")
     def topic_feed(
         slug: str, request: Request, token: Annotated[str | None, Query(max_length=200)] = None
     ) -> Response:
         """The topic's latest matched stories as Atom; 404 without a private topic's token."""
+        is_trusted = trusted(request)
+        if not (web.public_reads or token or is_trusted):
+            # Asked before looking: the answer is the same whether the topic exists or not.
+            return PlainTextResponse(
+                "topic feeds need the topic's feed token (?token=), the API token or a "
+                "sign-in: web.public_reads is off\n",
+                status_code=401,
+            )
         if "\x00" in slug or len(slug) > 100:
             return not_found()
         with Session(engine) as session:
             topic = session.exec(select(Topic).where(Topic.slug == slug)).first()
-            if topic is None or not token_matches(topic, token):
+            if topic is None:
+                return not_found()
+            opened = own_token(topic, token)
+            if not (opened or is_trusted or (web.public_reads and not topic.private)):
                 return not_found()
             entries = latest_entries(session, topic)
         path = f"/topics/{quote(topic.slug)}/feed.atom"
-        self_url = (
-            base_url.rstrip("/") + path + (f"?token={quote(token or '')}" if topic.private else "")
-        )
+        self_url = base_url.rstrip("/") + path + (f"?token={quote(token or '')}" if opened else "")
         body = render_atom(topic, entries, base_url=base_url, self_url=self_url, now=clock())
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        # A private feed's token is in its URL: shared caches and referrers must not keep it.
+        # A feed opened by a credential (a token in its URL, a session) is nobody else's: shared
+        # caches and referrers must not keep it.
+        shared = web.public_reads and not topic.private
         headers = {
             "ETag": etag,
             "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, no-cache" if topic.private else "public, max-age=300",
+            "Cache-Control": "public, max-age=300" if shared else "private, no-cache",
         }
-        if topic.private:
+        if not shared:
             headers["Referrer-Policy"] = "no-referrer"
         if etag in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=headers)

@@ -9,6 +9,7 @@ too), and links from feeds only when they are http(s), so no markup from a feed 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -66,7 +67,16 @@ from monitor.topics.catalog import apply_changes, create_topic, get_topic, list_
 from monitor.topics.matcher import Span, explain
 from monitor.topics.query import QuerySyntaxError, parse_query
 from monitor.topics.tagging import Backtest, article_view, backtest, topic_rule
-from monitor.web.auth import SessionCodec, Throttle, WebSession, authenticate, session_user
+from monitor.untrusted import strip_controls
+from monitor.web.auth import (
+    SessionCodec,
+    Throttle,
+    WebSession,
+    authenticate,
+    end_session,
+    session_user,
+    start_session,
+)
 from monitor.web.csrf import FIELD, HEADER, csrf_token, csrf_valid
 
 COOKIE = "monitor_session"
@@ -120,6 +130,14 @@ def safe_url(url: str | None) -> str | None:
     return url if urlsplit(url.strip()).scheme.lower() in ("http", "https") else None
 
 
+def shown_text(value: Any) -> Any:
+    """Every value a page prints, text without control characters or bidi overrides (feed text
+    an older version stored); removing characters from Markup adds no markup to it."""
+    if isinstance(value, Markup):
+        return Markup(strip_controls(str(value)))
+    return strip_controls(value) if isinstance(value, str) else value
+
+
 def page_environment() -> Environment:
     """The Jinja2 environment of the web pages (autoescaped, undefined names are errors)."""
     env = Environment(
@@ -128,6 +146,7 @@ def page_environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=shown_text,
     )
     env.filters["highlight"] = highlight
     env.filters["safe_url"] = safe_url
@@ -201,14 +220,24 @@ class WebPages:
         loaded = self.codec.load(request.cookies.get(COOKIE))
         web = loaded or WebSession.anonymous()
         username = None
-        if web.user_id is not None:
-            with Session(self.engine) as session:
-                user = session_user(session, web)
-                username = user.username if user else None
+        if web.token is not None:
+            lifetime = self.settings.web.session_lifetime
+            user = session_user(self.engine, web, now=self.clock(), lifetime=lifetime)
+            username = user.username if user else None
             if username is None:
+                # Ended (signed out, a new password) or idle too long: the cookie is replaced.
                 web = WebSession.anonymous()
         # Re-sent on every page: the lifetime counts from the last page, not the sign-in.
         return Visit(web, username, csrf_token(self.secret_key, web.nonce), fresh=True)
+
+    def signed_in(self, request: Request) -> bool:
+        """Whether the request carries the cookie of a live signed-in session (nothing is set:
+        the JSON API and the Atom feeds read it, and answer without cookies)."""
+        web = self.codec.load(request.cookies.get(COOKIE))
+        if web is None or web.token is None:
+            return False
+        lifetime = self.settings.web.session_lifetime
+        return session_user(self.engine, web, now=self.clock(), lifetime=lifetime) is not None
 
     def admin(self, request: Request) -> Visit:
         """The request's session, which must be signed in."""
@@ -310,6 +339,12 @@ def _pages(request: Request) -> WebPages:
     return pages
 
 
+def signed_in(request: Request) -> bool:
+    """Whether ``request`` comes from a signed-in admin (False in an app without the pages)."""
+    pages = getattr(request.app.state, "web_pages", None)
+    return isinstance(pages, WebPages) and pages.signed_in(request)
+
+
 def any_visit(request: Request) -> Visit:
     """Dependency: the request's session, signed in or not."""
     return _pages(request).visit(request)
@@ -341,6 +376,14 @@ def _next_target(value: str) -> str:
     if value.startswith("/") and not value.startswith("//") and "\\" not in value:
         return value
     return "/"
+
+
+def _wait_text(wait: timedelta) -> str:
+    seconds = max(1, math.ceil(wait.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} seconds" if seconds != 1 else "1 second"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minutes" if minutes != 1 else "1 minute"
 
 
 def _client_address(request: Request) -> str:
@@ -413,21 +456,28 @@ def _auth_routes(web: WebPages) -> APIRouter:
                     web.throttle.record_failure(
                         session, username=username, address=address, now=now
                     )
-            signed_in = WebSession.signed_in(user) if user else None
+                else:
+                    web.throttle.forget(session, username=username, address=address)
+            started = (
+                start_session(session, user, now=now, lifetime=web.settings.web.session_lifetime)
+                if user
+                else None
+            )
         context = {"next": _next_target(next), "username": username}
         if wait:
-            minutes = max(1, -(-int(wait.total_seconds()) // 60))
-            error = f"Too many failed sign-ins. Try again in {minutes} minutes."
+            error = f"Too many failed sign-ins from here. Try again in {_wait_text(wait)}."
             return web.render(request, visit, "login.html", 429, errors=[error], **context)
-        if signed_in is None:
+        if started is None:
             error = "Wrong user name or password."
             return web.render(request, visit, "login.html", 401, errors=[error], **context)
-        visit = Visit(signed_in, username, csrf_token(web.secret_key, signed_in.nonce), True)
+        visit = Visit(started, username, csrf_token(web.secret_key, started.nonce), True)
         return web.redirect(request, visit, _next_target(next))
 
     @router.post("/logout")
     def logout(request: Request, visit: CheckedVisit) -> Response:
-        """Sign out: the session is replaced by an anonymous one."""
+        """Sign out: the session ends on the server, and the cookie becomes an anonymous one."""
+        with Session(web.engine) as session, session.begin():
+            end_session(session, visit.session)
         fresh = WebSession.anonymous()
         visit = Visit(fresh, None, csrf_token(web.secret_key, fresh.nonce), True)
         return web.redirect(request, visit, "/login")

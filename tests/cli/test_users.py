@@ -47,7 +47,7 @@ def test_add_list_and_change_a_password(config: Path, tmp_path: Path) -> None:
     assert added == (0, "added user ada\n")
     assert "ada" in listed[1]
     assert "never" in listed[1]
-    assert changed == (0, "changed the password of ada\n")
+    assert changed == (0, "changed the password of ada; their open sessions ended\n")
     hashed = stored_hash(tmp_path, "ada")
     assert hashed is not None
     assert hashed.startswith("$argon2id$")

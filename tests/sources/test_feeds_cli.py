@@ -56,6 +56,37 @@ def test_show_explains_the_interval(polled: Path, feed_server: FeedServer) -> No
     assert "items a day: " in output
 
 
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("/broken.xml", "why: backing off after 1 error, checking again "),
+        ("/page.html", "why: backing off after 1 error, checking again "),
+        ("/gone.xml", "why: disabled (fetch: HTTP 410 Gone"),
+    ],
+)
+def test_show_says_why_a_failing_feed_is_checked_when_it_is(
+    polled: Path, feed_server: FeedServer, path: str, why: str
+) -> None:
+    code, output = invoke(polled, "feeds", "show", feed_server.url(path))
+
+    assert code == 0
+    assert why in output
+    assert "not checked yet" not in output
+
+
+def test_show_after_three_failures_tells_the_backoff(polled: Path, feed_server: FeedServer) -> None:
+    url = feed_server.url("/broken.xml")
+    for _ in range(2):
+        assert invoke(polled, "poll", "--feed", url)[0] == 1  # a failed feed: exit status 1
+
+    code, output = invoke(polled, "feeds", "show", url)
+
+    assert code == 0
+    assert "error streak: 3" in output
+    assert "why: backing off after 3 errors in a row, checking again " in output
+    assert "after the last check (the interval doubles with each error" in output
+
+
 def test_show_of_an_unknown_feed(polled: Path) -> None:
     code, output = invoke(polled, "feeds", "show", "https://nowhere.example/feed")
 

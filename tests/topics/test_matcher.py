@@ -266,6 +266,10 @@ def test_near_alone_means_near_10() -> None:
         # the same word on both sides needs two occurrences
         ("russia NEAR/5 russia", "russia only", False),
         ("russia NEAR/5 russia", "russia and russia", True),
+        # (README: a word is never near itself), also when a prefix and a word can be one
+        ("bush NEAR/3 bush", "Bush", False),
+        ("elect* NEAR/5 election", "the election", False),
+        ("elect* NEAR/5 election", "elected in the election", True),
         # words split by punctuation count: Russia's (curly or not) is two words
         ("russia NEAR/0 election", "Russia’s election", False),
         ("russia NEAR/1 election", "Russia’s election", True),

@@ -54,8 +54,9 @@ def w(*tokens: str) -> Words:
         ("Russia’s", w("russia", "s")),
         ("Russia's", w("russia", "s")),
         ("election-interference", w("election", "interference")),
-        # punctuation standing alone separates clauses and means nothing
-        ("Putin - Harris", And((w("putin"), w("harris")))),
+        # punctuation standing alone separates clauses and means nothing (a lone minus is an
+        # error, below)
+        ("Putin / Harris", And((w("putin"), w("harris")))),
         ("a & b ...", And((w("a"), w("b")))),
         # Cyrillic short i is a letter of its own, not i with a breve
         ("мой", w("мой")),
@@ -232,6 +233,15 @@ def test_parse(query: str, tree: Node) -> None:
         ("(a OR) b", "OR needs a clause on both sides", 4),
         ("a NOT", "NOT needs a clause after it", 3),
         ("a -)", "- needs a clause after it", 3),
+        # a lone minus: "iraq - bomb" used to mean iraq AND bomb, excluding nothing
+        ("iraq - bomb", "a lone - excludes nothing: write -bomb (no space) or NOT bomb", 6),
+        ("Putin - Harris", "a lone - excludes nothing: write -Harris (no space)", 7),
+        ('a - "b c"', 'write -"b c" (no space) or NOT "b c" to exclude it, or leave the - out', 3),
+        ("iraq -", "a lone - excludes nothing", 6),
+        ("iraq – bomb", "a lone – excludes nothing: write -bomb", 6),  # en dash
+        ("iraq — bomb", "a lone — excludes nothing", 6),  # em dash
+        ("iraq \u2212 bomb", "a lone \u2212 excludes nothing", 6),  # minus sign
+        ("(iraq - bomb)", "a lone - excludes nothing", 7),
         # nesting beyond any real query: an error, not a RecursionError
         ("(" * 500 + "a" + ")" * 500, "the query nests too deeply", MAX_NESTING + 1),
         ("NOT " * 1000 + "a", "the query nests too deeply", 4 * MAX_NESTING + 1),

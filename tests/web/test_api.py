@@ -68,11 +68,15 @@ def store_sample(engine: Engine) -> Stored:
         return Stored(engine, [a.id or 0 for a in articles])
 
 
-def api_app(engine: Engine, tmp_path: Path, *, api_token: str = TOKEN) -> FastAPI:
-    """The whole web app, with an API token and 127.0.0.0/8 allowed for feeds."""
+def api_app(
+    engine: Engine, tmp_path: Path, *, api_token: str = TOKEN, public_reads: bool = True,
+    **web: Any,
+) -> FastAPI:  # fmt: skip
+    """The whole web app, with an API token and 127.0.0.0/8 allowed for feeds; reads open to
+    anyone unless ``public_reads`` is False (the default of a new install)."""
     settings = Settings(
         web=WebSettings(secret_key=SECRET, secret_key_file=tmp_path / "key", api_token=api_token,
-                        base_url="https://monitor.example.net"),
+                        base_url="https://monitor.example.net", public_reads=public_reads, **web),
         fetch=FetchSettings(allow_networks=["127.0.0.0/8"]),
     )  # fmt: skip
     return create_app(settings, engine, env=build_environment(), clock=lambda: NOW, resolve=resolve)

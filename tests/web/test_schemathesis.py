@@ -57,10 +57,13 @@ HYPOTHESIS = settings(
 )
 
 
-def load_schema(engine: Engine, tmp_path: Path) -> schemathesis.BaseSchema:
+def load_schema(
+    engine: Engine, tmp_path: Path, *, public_reads: bool = True
+) -> schemathesis.BaseSchema:
     """The API's schema, served by the app on a database holding the sample rows."""
     store_sample(engine)
-    return schemathesis.openapi.from_asgi("/api/openapi.json", api_app(engine, tmp_path))
+    app = api_app(engine, tmp_path, public_reads=public_reads)
+    return schemathesis.openapi.from_asgi("/api/openapi.json", app)
 
 
 def test_every_operation_is_exercised(engine: Engine, tmp_path: Path) -> None:
@@ -73,12 +76,21 @@ def test_every_operation_is_exercised(engine: Engine, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("headers", [AUTH, {}], ids=["token", "anonymous"])
+@pytest.mark.parametrize(
+    ("headers", "public_reads"),
+    [(AUTH, False), ({}, True), ({}, False)],
+    ids=["token", "anonymous", "anonymous-closed-reads"],
+)
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)
 def test_no_input_makes_the_api_fail(
-    engine: Engine, tmp_path: Path, method: str, path: str, headers: dict[str, str]
+    engine: Engine,
+    tmp_path: Path,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    public_reads: bool,
 ) -> None:
-    operation = load_schema(engine, tmp_path)[path][method]
+    operation = load_schema(engine, tmp_path, public_reads=public_reads)[path][method]
     cases = st.one_of(
         operation.as_strategy(GenerationMode.POSITIVE),
         operation.as_strategy(GenerationMode.NEGATIVE),

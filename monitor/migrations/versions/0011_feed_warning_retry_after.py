@@ -1,7 +1,7 @@
 """Feeds remember their last warning (a malformed document, items skipped) and how long the
 server asked them to wait (Retry-After), so pages show the one and manual polls honour the other.
 
-Revision ID: 0013
+Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-06
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
+revision = "0011"
 down_revision = "0010"
 branch_labels = None
 depends_on = None
