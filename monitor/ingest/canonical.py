@@ -13,7 +13,12 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from monitor.sources.parse import ParsedEntry
 from monitor.text import fold
 
-# Query parameters that identify a campaign or a click, never the article.
+# Query parameters that identify a campaign or a click, never the article. Besides the usual
+# analytics names: click identifiers peers strip too (Miniflux's list: gbraid, twclid, mkt_tok,
+# ...), Adobe's s_cid (U.S. News feed links carry s_cid=rss:...), old Reuters feed links'
+# feedType=RSS&feedName=topNews, and what the corpus of real feeds shows: Deutsche Welle's maca
+# (a code of the feed the link came from, so one article read through two DW feeds had two
+# keys), Al Jazeera's traffic_source=rss and CSMonitor's icid=rss.
 TRACKING_PARAMETERS = frozenset(
     {
         "fbclid",
@@ -35,11 +40,38 @@ TRACKING_PARAMETERS = frozenset(
         "at_campaign",
         "ito",
         "mbid",
+        "s_cid",
+        "sc_cid",
+        "clickid",
+        "fb_ref",
+        "fb_source",
+        "fb_action_ids",
+        "fb_action_types",
+        "gbraid",
+        "wbraid",
+        "gclsrc",
+        "twclid",
+        "ysclid",
+        "mc_tc",
+        "mkt_tok",
+        "_hsenc",
+        "_hsmi",
+        "srsltid",
+        "feedtype",
+        "feedname",
+        "maca",
+        "icid",
+        "traffic_source",
     }
 )
+# Names that are tracking only with these values: ``ref=rss`` (Ghost and others mark feed
+# clicks so), where ``ref=home`` or ``ref=2`` may well choose the page.
+TRACKING_VALUES = {"ref": frozenset({"rss"})}
 _TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SAFE_PATH = "/:@!$&'()*+,;=-._~%"
+# Raw characters of a query are escaped as UTF-8 first; reserved characters and escapes stay.
+_SAFE_QUERY = "/:@!$&'()*+,;=?-._~%"
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -63,9 +95,11 @@ def canonical_url(url: str, *, tracking: frozenset[str] = frozenset()) -> str:
     Lower-cases scheme and host (internationalised hosts in their IDNA "xn--" form), drops the
     default port, the user info, the fragment and tracking parameters (``TRACKING_PARAMETERS``,
     ``utm_*`` and the like, plus the names in ``tracking``), sorts the remaining query
-    parameters, decodes percent-escapes of unreserved characters and upper-cases the others;
-    keeps the path's case. Idempotent. Raises InvalidURLError when ``url`` is not an absolute
-    http(s) URL or is malformed.
+    parameters, decodes percent-escapes of unreserved characters and upper-cases the others,
+    keeping them byte for byte (``%E9`` of a Latin-1 link stays ``%E9``: two links in a legacy
+    encoding are never merged into U+FFFD), and removes dot segments (RFC 3986 5.2.4); keeps
+    the path's case. Idempotent. Raises InvalidURLError when ``url`` is not an absolute http(s)
+    URL or is malformed.
     """
     try:
         parts = urlsplit(url.strip())
@@ -80,13 +114,7 @@ def canonical_url(url: str, *, tracking: frozenset[str] = frozenset()) -> str:
         raise InvalidURLError(url, "no valid host")
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     path = _normalise_path(parts.path) or "/"
-    extra = {name.lower() for name in tracking}
-    query = [
-        (key, value)
-        for key, value in parse_qsl(parts.query, keep_blank_values=True)
-        if not _is_tracking(key) and key.lower() not in extra
-    ]
-    return urlunsplit((scheme, netloc, path, urlencode(sorted(query)), ""))
+    return urlunsplit((scheme, netloc, path, _normalise_query(parts.query, tracking), ""))
 
 
 def canonical_url_or_none(url: str, *, tracking: frozenset[str] = frozenset()) -> str | None:
@@ -122,10 +150,47 @@ def _host(hostname: str) -> str | None:
 
 
 def _normalise_path(path: str) -> str:
-    # RFC 3986 6.2.2: decode escapes of unreserved characters only; "%2F" is not "/".
+    # RFC 3986 6.2.2: decode escapes of unreserved characters only; "%2F" is not "/". Dot
+    # segments go after that, so "%2E%2E" is one too, as browsers read it.
     path = _STRAY_PERCENT.sub("%25", path)
     path = _ESCAPE.sub(_normalise_escape, path)
-    return quote(path, safe=_SAFE_PATH)
+    return quote(remove_dot_segments(path), safe=_SAFE_PATH)
+
+
+def remove_dot_segments(path: str) -> str:
+    """``path`` without "." and ".." segments, as RFC 3986 5.2.4 resolves them."""
+    if "." not in path or not path.startswith("/"):
+        return path
+    kept: list[str] = []
+    segments = path.split("/")[1:]
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+            continue
+        if last:
+            kept.append("")  # "/a/b/.." is the directory "/a/"
+    return "/" + "/".join(kept)
+
+
+def _normalise_query(query: str, tracking: frozenset[str]) -> str:
+    """Parameters sorted, tracking ones dropped, escapes kept byte for byte (upper-cased)."""
+    if not query:
+        return ""
+    query = quote(_STRAY_PERCENT.sub("%25", query), safe=_SAFE_QUERY)
+    # Latin-1 maps each escaped byte to one character and back: nothing is decoded as UTF-8,
+    # so a byte that is not UTF-8 survives instead of becoming U+FFFD.
+    pairs = parse_qsl(query, keep_blank_values=True, encoding="latin-1")
+    extra = {name.lower() for name in tracking}
+    kept = [
+        (key, value)
+        for key, value in pairs
+        if not _is_tracking(key, value) and key.lower() not in extra
+    ]
+    return urlencode(sorted(kept), encoding="latin-1")
 
 
 def _normalise_escape(match: re.Match[str]) -> str:
@@ -133,9 +198,12 @@ def _normalise_escape(match: re.Match[str]) -> str:
     return char if char in _UNRESERVED else match.group(0).upper()
 
 
-def _is_tracking(key: str) -> bool:
+def _is_tracking(key: str, value: str) -> bool:
     lowered = key.lower()
-    return lowered in TRACKING_PARAMETERS or lowered.startswith(_TRACKING_PREFIXES)
+    if lowered in TRACKING_PARAMETERS or lowered.startswith(_TRACKING_PREFIXES):
+        return True
+    values = TRACKING_VALUES.get(lowered)
+    return values is not None and value.lower() in values
 
 
 def fingerprint(*texts: str) -> str:
