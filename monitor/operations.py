@@ -230,6 +230,7 @@ async def poll_feeds(
             default_interval=settings.schedule.poll_interval,
             jitter=settings.schedule.jitter,
             stories=story_rules(settings),
+            backlog_after=settings.ingest.backlog_after,
         )
         concurrency, per_host = settings.fetch.concurrency, settings.fetch.per_host
         if feeds:

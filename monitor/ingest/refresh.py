@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from monitor.errors import FeedError
+from monitor.ingest.backlog import DEFAULT_BACKLOG_AFTER
 from monitor.ingest.pool import PreparePool
 from monitor.ingest.prepare import FeedDocument, PreparedFeed, TopicSet, Unreadable
 from monitor.ingest.sketch import StoryRules
@@ -76,6 +77,7 @@ class RefreshContext:
     default_interval: timedelta = timedelta(minutes=15)
     jitter: float = schedule.JITTER_FRACTION
     stories: StoryRules = field(default_factory=StoryRules)
+    backlog_after: timedelta = DEFAULT_BACKLOG_AFTER
 
 
 Slot = Callable[[], AbstractAsyncContextManager[object]]
@@ -210,6 +212,8 @@ def _ingest(
         rules=ctx.stories,
         sketches=prepared.sketches,
         keys=prepared.keys,
+        first_poll=feed.last_success_at is None,
+        backlog_after=ctx.backlog_after,
     )
     # Tagged in the pool by article key: only the new articles' hits are stored.
     tags = [
