@@ -284,7 +284,16 @@ def _names_link(guid: str, link: str, canonical: str) -> bool:
     """Whether a GUID is only the item's link again (``isPermaLink``), so no identity of its own."""
     if guid.strip() == link.strip():
         return True
-    return guid.startswith(("http://", "https://")) and canonical_url_or_none(guid) == canonical
+    if not guid.startswith(("http://", "https://")) or _loose(guid) != _loose(link):
+        # Canonical forms differ when these do (spelling aside): no URL parse for most GUIDs.
+        return False
+    return canonical_url_or_none(guid) == canonical
+
+
+def _loose(url: str) -> str:
+    """A URL without scheme, query, fragment and trailing slash, lower-cased."""
+    head = url.strip().split("#", 1)[0].split("?", 1)[0].lower()
+    return head.partition("://")[2].rstrip("/")
 
 
 def _hash(key: str) -> str:

@@ -12,15 +12,52 @@ that key when the very same item comes back, so upgrading makes no copy of it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from sqlalchemy import literal, union_all
 from sqlmodel import Session, col, select
 
 from monitor.db import dialect_insert
 from monitor.ingest.canonical import ArticleKey
-from monitor.models import Article, SharedLink
+from monitor.models import Article, SharedLink, Tombstone
 from monitor.sources.parse import ParsedEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the archive knows of a document's candidate keys, from one lookup."""
+
+    # Links remembered as shared by different items.
+    shared: frozenset[str]
+    # Keys of pruned articles (tombstones): an item a feed lists again stays gone.
+    pruned: frozenset[str]
+
+
+def look_up(session: Session, keys: Sequence[ArticleKey]) -> Known:
+    """Shared links and tombstones among every key the entries may be stored under.
+
+    One statement for both, as the tombstone lookup alone used to be: a poll of a feed whose
+    links are their articles' own costs no extra round trip.
+    """
+    links = {key.link_hash for key in keys if key.link_hash}
+    candidates = {key.key_hash for key in keys} | links | {key.own_hash for key in keys}
+    candidates.discard("")
+    if not candidates:
+        return Known(frozenset(), frozenset())
+    statement = union_all(
+        select(col(SharedLink.link_hash), literal(True)).where(
+            col(SharedLink.link_hash).in_(links)
+        ),
+        select(col(Tombstone.key_hash), literal(False)).where(
+            col(Tombstone.key_hash).in_(candidates)
+        ),
+    )
+    found = session.execute(statement).all()
+    return Known(
+        frozenset(key for key, shared in found if shared),
+        frozenset(key for key, shared in found if not shared),
+    )
 
 
 def resolve_keys(
@@ -28,6 +65,7 @@ def resolve_keys(
     entries: Sequence[ParsedEntry],
     keys: Sequence[ArticleKey],
     *,
+    known: Known,
     feed_id: int,
     now: datetime,
 ) -> list[ArticleKey]:
@@ -35,15 +73,9 @@ def resolve_keys(
 
     A link key whose link is remembered as shared becomes the entry's own key; an own key whose
     link key already holds this very item (same GUID, or same title without GUIDs) becomes the
-    link key again. Costs one lookup when nothing is shared, as for almost every feed.
+    link key again. Needs no statement of its own unless some link is no identity.
     """
-    asked = {key.link_hash for key in keys if key.link_hash and key.key_hash == key.link_hash}
-    asked |= {key.link_hash for key in keys if key.link_hash and key.shared_link}
-    if not asked:
-        return list(keys)
-    remembered = set(
-        session.exec(select(SharedLink.link_hash).where(col(SharedLink.link_hash).in_(asked)))
-    )
+    remembered = set(known.shared)
     _remember(session, keys, remembered, feed_id=feed_id, now=now)
     unkeyed = [
         index

@@ -14,7 +14,7 @@ from sqlmodel import Session, SQLModel, col, select
 from monitor.db import dialect_insert
 from monitor.ingest.backlog import DEFAULT_BACKLOG_AFTER, clamp_published, is_backlog
 from monitor.ingest.canonical import ArticleKey, article_keys, fingerprint
-from monitor.ingest.identity import resolve_keys
+from monitor.ingest.identity import look_up, resolve_keys
 from monitor.ingest.richness import StoredText, TextChange, text_change, text_richness
 from monitor.ingest.sketch import Sketch, StoryRules, repeated_paragraphs
 from monitor.ingest.stories import (
@@ -23,7 +23,7 @@ from monitor.ingest.stories import (
     refresh_story_counts,
     retitle_stories,
 )
-from monitor.models import Article, Match, Tombstone, Topic, UTCDateTime
+from monitor.models import Article, Match, Topic, UTCDateTime
 from monitor.sources.parse import ParsedEntry
 
 ARTICLES = SQLModel.metadata.tables["article"]
@@ -131,10 +131,11 @@ def save_new_articles(
         keys = article_keys(
             entries, feed_id=feed_id, tracking=rules.tracking_parameters, site_url=site_url
         )
-    keys = resolve_keys(session, entries, keys, feed_id=feed_id, now=now)
+    known = look_up(session, keys)
+    keys = resolve_keys(session, entries, keys, known=known, feed_id=feed_id, now=now)
     arrival = Arrival(now, first_poll=first_poll, backlog_after=backlog_after)
     rows, positions = _keyed_rows(entries, feed_id=feed_id, arrival=arrival, keys=keys)
-    rows = _without_tombstones(session, rows)
+    rows = [row for row in rows if row["key_hash"] not in known.pruned]
     if not rows:
         return []
     lock_stories(session)
@@ -178,25 +179,14 @@ def save_new_articles(
     return articles
 
 
-def _without_tombstones(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if not rows:
-        return rows
-    pruned = set(
-        session.exec(
-            select(Tombstone.key_hash).where(
-                col(Tombstone.key_hash).in_([row["key_hash"] for row in rows])
-            )
-        )
-    )
-    return [row for row in rows if row["key_hash"] not in pruned]
-
-
 @dataclass(frozen=True, slots=True)
 class _Stored:
     id: int
     title: str
     previous_title: str | None
-    text: StoredText
+    feed_id: int
+    content_hash: str
+    source_hash: str | None
 
 
 def _existing(session: Session, key_hashes: list[str]) -> dict[str, _Stored]:
@@ -210,16 +200,21 @@ def _existing(session: Session, key_hashes: list[str]) -> dict[str, _Stored]:
             ARTICLES.c.feed_id,
             ARTICLES.c.content_hash,
             ARTICLES.c.source_hash,
-            func.length(ARTICLES.c.summary),
-            func.length(ARTICLES.c.content),
         ).where(ARTICLES.c.key_hash.in_(key_hashes))
     ).all()
-    return {
-        key: _Stored(
-            id_, title, previous, StoredText(feed, hash_, source, max(summary or 0, content or 0))
-        )
-        for key, id_, title, previous, feed, hash_, source, summary, content in rows
-    }
+    return {key: _Stored(*values) for key, *values in rows}
+
+
+def _stored_richness(session: Session, ids: list[int]) -> dict[int, int]:
+    """How much text these stored articles hold (``richness.text_richness``), by id."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        sa_select(
+            ARTICLES.c.id, func.length(ARTICLES.c.summary), func.length(ARTICLES.c.content)
+        ).where(ARTICLES.c.id.in_(ids))
+    ).all()
+    return {id_: max(summary or 0, content or 0) for id_, summary, content in rows}
 
 
 def _update_edited(
@@ -234,12 +229,27 @@ def _update_edited(
     edits = []
     enriched = []
     retitled: dict[int, str] = {}
+    # Only another feed's different text is weighed against the stored one: its length is read
+    # for those alone (on PostgreSQL, reading a long text means fetching it from TOAST).
+    richness = _stored_richness(
+        session,
+        [
+            stored.id
+            for row in rows
+            if (stored := existing.get(row["key_hash"])) is not None
+            and stored.feed_id != feed_id
+            and stored.content_hash != row["content_hash"]
+        ],
+    )
     for row in rows:
         stored = existing.get(row["key_hash"])
         if stored is None:
             continue
+        text = StoredText(
+            stored.feed_id, stored.content_hash, stored.source_hash, richness.get(stored.id, 0)
+        )
         change = text_change(
-            stored.text,
+            text,
             feed_id=feed_id,
             content_hash=row["content_hash"],
             richness=text_richness(row["summary"], row["content"]),
@@ -251,7 +261,7 @@ def _update_edited(
                     "summary": row["summary"],
                     "content": row["content"],
                     "content_hash": fingerprint(stored.title, row["content"] or row["summary"]),
-                    "source_hash": stored.text.source_hash or stored.text.content_hash,
+                    "source_hash": stored.source_hash or stored.content_hash,
                     "updated_at": now,
                 }
             )

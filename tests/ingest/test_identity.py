@@ -82,6 +82,15 @@ def distinct(keys: Sequence[object]) -> int:
         ([item(n, link=LANDING) for n in range(6)], "", 6),
         # ... whose GUIDs are that landing page (isPermaLink): no identity either
         ([item(n, link=LANDING, guid=LANDING) for n in range(6)], "", 6),
+        # ... spelt otherwise in the link (tracking parameters, host case)
+        (
+            [
+                item(n, link=f"{LANDING}&utm_source=rss", guid=LANDING.replace("agg", "AGG"))
+                for n in range(6)
+            ],
+            "",
+            6,
+        ),
         # a comment feed: comments on one page, distinct GUIDs, some titles alike ("By: Ann")
         (
             [
@@ -117,6 +126,7 @@ def distinct(keys: Sequence[object]) -> int:
         "podcast-index-file",
         "aggregator-landing-page",
         "aggregator-guid-is-the-link",
+        "aggregator-guid-is-the-link-respelled",
         "comments-on-one-page",
         "home-page-fragments",
         "same-item-twice",
