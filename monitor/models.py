@@ -154,6 +154,12 @@ class Article(SQLModel, table=True):
     body: str = Field(default="", sa_type=Text)
     # The extractor that gave the body ("trafilatura", "readability"); empty without a body.
     body_method: str = Field(default="", max_length=32)
+    # Published well before it was first seen (a new feed's archive, an old item listed late):
+    # stored and searchable, but no news, so reports, digests and topic feeds leave it out.
+    backlog: bool = Field(default=False)
+    # Set only while the text shown came from another feed's richer copy: the content hash of
+    # what the article's own feed last gave, so that unchanged text is not taken for an edit.
+    source_hash: str | None = Field(default=None, max_length=64)
 
 
 class ArticlePage(SQLModel, table=True):
@@ -238,6 +244,21 @@ class Tombstone(SQLModel, table=True):
 
     key_hash: str = Field(max_length=64, primary_key=True)
     pruned_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class SharedLink(SQLModel, table=True):
+    """A link that several different items share (a home page, a landing page): no identity.
+
+    Remembered so that the same items are keyed the same way by a later poll whose document no
+    longer shows the sharing, and by other feeds linking there.
+    """
+
+    __tablename__ = "shared_link"
+
+    link_hash: str = Field(max_length=64, primary_key=True)
+    # The feed whose items first shared it, and when (no foreign key, as for tombstones).
+    feed_id: int
+    first_seen_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class Sighting(SQLModel, table=True):

@@ -261,6 +261,7 @@ async def poll_feeds(
             stories=story_rules(settings),
             pages=settings.pages,
             host_gates=hosts.gates if hosts is not None else None,
+            backlog_after=settings.ingest.backlog_after,
         )
         concurrency, per_host = settings.fetch.concurrency, settings.fetch.per_host
         if feeds:

@@ -292,6 +292,13 @@ class StoriesSettings(_Section):
     tracking_parameters: StrList = []
 
 
+class IngestSettings(_Section):
+    """What storing new articles decides: which of them are backlog rather than news."""
+
+    # Published this long before it was first seen, an article is backlog (see the README).
+    backlog_after: Duration = Field(default=timedelta(days=2), gt=timedelta(0))
+
+
 class RetentionSettings(_Section):
     """How long articles are kept (``monitor prune`` and its daily job)."""
 
@@ -330,6 +337,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     reports: ReportsSettings = ReportsSettings()
     stories: StoriesSettings = StoriesSettings()
+    ingest: IngestSettings = IngestSettings()
     retention: RetentionSettings = RetentionSettings()
     files: FilesSettings = FilesSettings()
     _config_dir: Path = PrivateAttr(default=Path("config"))

@@ -289,13 +289,16 @@ def articles_list(
             topic_id = found.id
         rows = list_articles(session, since=cutoff, topic_id=topic_id, limit=limit)
     table = Table(show_header=True)
-    for column in ("first seen", "topics", "title", "url"):
+    for column in ("first seen", "published", "topics", "title", "url"):
         table.add_column(column, overflow="fold")
     for article, slugs in rows:
         link = web_url(article.url)  # only http(s): never a javascript: "link" to copy
-        table.add_row(
-            _when(article.first_seen_at), ", ".join(slugs), shorten(article.title, 200), link
-        )
+        published = _when(article.published_at)
+        if article.backlog:
+            # Published well before monitor saw it: stored, but counted and sent nowhere.
+            published = f"{published} (backlog)".strip()
+        title = shorten(article.title, 200)
+        table.add_row(_when(article.first_seen_at), published, ", ".join(slugs), title, link)
     show(table)
     say(f"{len(rows)} articles")
 

@@ -51,6 +51,8 @@ def _sample_table(samples: list[Sample]) -> Table:
         if sample.hit.snippet.text:
             body.append("\n")
             body.append(_highlighted(sample.hit.snippet.text, list(sample.hit.snippet.highlights)))
+        if sample.article.backlog:
+            body.append("\nbacklog (published well before first seen)", style="dim")
         table.add_row(sample.article.first_seen_at.strftime("%Y-%m-%d %H:%M"),
                       str(sample.article.id), body)  # fmt: skip
     return table

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, delete, update
+from sqlalchemy import ColumnElement, delete, not_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
@@ -53,7 +53,8 @@ def candidate_items(session: Session, group: DueGroup) -> list[tuple[int, int]]:
     """(article, topic) pairs matched for the group and new to this subscriber.
 
     Each article appears once, under the first of its topics by ``topic_rank``: a high-priority
-    topic first, then the best score, then the slug. An article is left out when
+    topic first, then the best score, then the slug. Backlog (published well before it was
+    first seen: a new feed's archive) is never sent. An article is left out when
     it was given to this subscriber before, or when its story was: a syndicated copy of a
     story an earlier digest of the same stream carried (sent or still pending) is no news.
     Story membership is fixed when an article is stored, so neither an edit of a delivered
@@ -70,6 +71,7 @@ def candidate_items(session: Session, group: DueGroup) -> list[tuple[int, int]]:
         .where(
             col(Match.topic_id).in_(group.topic_ids),
             col(Article.first_seen_at) >= group.since,
+            not_(col(Article.backlog)),
             col(Match.article_id).not_in(delivered),
             ~_story_delivered(group),
         )

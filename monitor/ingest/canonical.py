@@ -13,7 +13,12 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from monitor.sources.parse import ParsedEntry
 from monitor.text import fold
 
-# Query parameters that identify a campaign or a click, never the article.
+# Query parameters that identify a campaign or a click, never the article. Besides the usual
+# analytics names: click identifiers peers strip too (Miniflux's list: gbraid, twclid, mkt_tok,
+# ...), Adobe's s_cid (U.S. News feed links carry s_cid=rss:...), old Reuters feed links'
+# feedType=RSS&feedName=topNews, and what the corpus of real feeds shows: Deutsche Welle's maca
+# (a code of the feed the link came from, so one article read through two DW feeds had two
+# keys), Al Jazeera's traffic_source=rss and CSMonitor's icid=rss.
 TRACKING_PARAMETERS = frozenset(
     {
         "fbclid",
@@ -35,11 +40,39 @@ TRACKING_PARAMETERS = frozenset(
         "at_campaign",
         "ito",
         "mbid",
+        "s_cid",
+        "sc_cid",
+        "clickid",
+        "fb_ref",
+        "fb_source",
+        "fb_action_ids",
+        "fb_action_types",
+        "gbraid",
+        "wbraid",
+        "gclsrc",
+        "twclid",
+        "ysclid",
+        "mc_tc",
+        "mkt_tok",
+        "_hsenc",
+        "_hsmi",
+        "srsltid",
+        "feedtype",
+        "feedname",
+        "maca",
+        "icid",
+        "traffic_source",
     }
 )
+# Names that are tracking only with these values: ``ref=rss`` (Ghost and others mark feed
+# clicks so), where ``ref=home`` or ``ref=2`` may well choose the page.
+TRACKING_VALUES = {"ref": frozenset({"rss"})}
 _TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SAFE_PATH = "/:@!$&'()*+,;=-._~%"
+# Raw characters of a query are escaped as UTF-8 first; reserved characters and escapes stay.
+_SAFE_QUERY = "/:@!$&'()*+,;=?-._~%"
+_HOME_PATHS = frozenset({"/", "/index.html", "/index.htm", "/index.php"})
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -63,9 +96,11 @@ def canonical_url(url: str, *, tracking: frozenset[str] = frozenset()) -> str:
     Lower-cases scheme and host (internationalised hosts in their IDNA "xn--" form), drops the
     default port, the user info, the fragment and tracking parameters (``TRACKING_PARAMETERS``,
     ``utm_*`` and the like, plus the names in ``tracking``), sorts the remaining query
-    parameters, decodes percent-escapes of unreserved characters and upper-cases the others;
-    keeps the path's case. Idempotent. Raises InvalidURLError when ``url`` is not an absolute
-    http(s) URL or is malformed.
+    parameters, decodes percent-escapes of unreserved characters and upper-cases the others,
+    keeping them byte for byte (``%E9`` of a Latin-1 link stays ``%E9``: two links in a legacy
+    encoding are never merged into U+FFFD), and removes dot segments (RFC 3986 5.2.4); keeps
+    the path's case. Idempotent. Raises InvalidURLError when ``url`` is not an absolute http(s)
+    URL or is malformed.
     """
     try:
         parts = urlsplit(url.strip())
@@ -80,13 +115,7 @@ def canonical_url(url: str, *, tracking: frozenset[str] = frozenset()) -> str:
         raise InvalidURLError(url, "no valid host")
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     path = _normalise_path(parts.path) or "/"
-    extra = {name.lower() for name in tracking}
-    query = [
-        (key, value)
-        for key, value in parse_qsl(parts.query, keep_blank_values=True)
-        if not _is_tracking(key) and key.lower() not in extra
-    ]
-    return urlunsplit((scheme, netloc, path, urlencode(sorted(query)), ""))
+    return urlunsplit((scheme, netloc, path, _normalise_query(parts.query, tracking), ""))
 
 
 def canonical_url_or_none(url: str, *, tracking: frozenset[str] = frozenset()) -> str | None:
@@ -122,10 +151,47 @@ def _host(hostname: str) -> str | None:
 
 
 def _normalise_path(path: str) -> str:
-    # RFC 3986 6.2.2: decode escapes of unreserved characters only; "%2F" is not "/".
+    # RFC 3986 6.2.2: decode escapes of unreserved characters only; "%2F" is not "/". Dot
+    # segments go after that, so "%2E%2E" is one too, as browsers read it.
     path = _STRAY_PERCENT.sub("%25", path)
     path = _ESCAPE.sub(_normalise_escape, path)
-    return quote(path, safe=_SAFE_PATH)
+    return quote(remove_dot_segments(path), safe=_SAFE_PATH)
+
+
+def remove_dot_segments(path: str) -> str:
+    """``path`` without "." and ".." segments, as RFC 3986 5.2.4 resolves them."""
+    if "." not in path or not path.startswith("/"):
+        return path
+    kept: list[str] = []
+    segments = path.split("/")[1:]
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+            continue
+        if last:
+            kept.append("")  # "/a/b/.." is the directory "/a/"
+    return "/" + "/".join(kept)
+
+
+def _normalise_query(query: str, tracking: frozenset[str]) -> str:
+    """Parameters sorted, tracking ones dropped, escapes kept byte for byte (upper-cased)."""
+    if not query:
+        return ""
+    query = quote(_STRAY_PERCENT.sub("%25", query), safe=_SAFE_QUERY)
+    # Latin-1 maps each escaped byte to one character and back: nothing is decoded as UTF-8,
+    # so a byte that is not UTF-8 survives instead of becoming U+FFFD.
+    pairs = parse_qsl(query, keep_blank_values=True, encoding="latin-1")
+    extra = {name.lower() for name in tracking}
+    kept = [
+        (key, value)
+        for key, value in pairs
+        if not _is_tracking(key, value) and key.lower() not in extra
+    ]
+    return urlencode(sorted(kept), encoding="latin-1")
 
 
 def _normalise_escape(match: re.Match[str]) -> str:
@@ -133,9 +199,18 @@ def _normalise_escape(match: re.Match[str]) -> str:
     return char if char in _UNRESERVED else match.group(0).upper()
 
 
-def _is_tracking(key: str) -> bool:
+def _is_tracking(key: str, value: str) -> bool:
     lowered = key.lower()
-    return lowered in TRACKING_PARAMETERS or lowered.startswith(_TRACKING_PREFIXES)
+    if lowered in TRACKING_PARAMETERS or lowered.startswith(_TRACKING_PREFIXES):
+        return True
+    values = TRACKING_VALUES.get(lowered)
+    return values is not None and value.lower() in values
+
+
+def is_home_page(canonical: str) -> bool:
+    """Whether a canonical URL is a site's home page (its root, no query): no article's own."""
+    parts = urlsplit(canonical)
+    return not parts.query and parts.path in _HOME_PATHS
 
 
 def fingerprint(*texts: str) -> str:
@@ -146,31 +221,92 @@ def fingerprint(*texts: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ArticleKey:
-    """How an entry is identified: the hash of its key, and its canonical URL when it has one."""
+    """How an entry is identified: the hash of its key, and its canonical URL when it has one.
+
+    ``key_hash`` is one of two candidates: ``link_hash``, the key of its canonical link (None
+    without a usable link), or ``own_hash``, the key of the item itself apart from its link
+    (its GUID within its feed, else its feed, title and date). ``article_keys`` chooses the
+    link unless the link cannot tell items apart; ``shared_link`` marks a link found naming
+    several different items of its document, or the feed's own site, so the archive remembers
+    it (``monitor.ingest.identity``); ``own_by_guid`` says whether ``own_hash`` is a GUID key.
+    """
 
     key_hash: str
     canonical_url: str | None
     content_hash: str
+    link_hash: str | None = None
+    own_hash: str = ""
+    shared_link: bool = False
+    own_by_guid: bool = False
 
 
 def article_key(
     entry: ParsedEntry, *, feed_id: int, tracking: frozenset[str] = frozenset()
 ) -> ArticleKey:
-    """Key an entry by canonical URL, else by GUID within its feed, else by its content."""
+    """Key an entry by canonical URL, else by GUID within its feed, else by its content.
+
+    A link to a site's home page (its root, no query) names no article: such an entry is keyed
+    by its own identity, as ``own_key`` says.
+    """
     content_hash = fingerprint(entry.title, entry.content or entry.summary)
     canonical = canonical_url_or_none(entry.link, tracking=tracking) if entry.link else None
-    if canonical:
-        key = f"url:{canonical}"
-    elif entry.guid:
-        # Without a link a GUID is all we have; many feeds number items 1, 2, 3, so scope it.
-        key = f"guid:{feed_id}:{entry.guid}"
-    else:
-        key = f"content:{content_hash}"
-    return ArticleKey(hashlib.sha256(key.encode()).hexdigest(), canonical, content_hash)
+    if canonical is None:
+        if entry.guid:
+            # Without a link a GUID is all we have; many feeds number items 1, 2, 3, so scope it.
+            key = _hash(f"guid:{feed_id}:{entry.guid}")
+            return ArticleKey(key, None, content_hash, own_hash=key, own_by_guid=True)
+        key = _hash(f"content:{content_hash}")
+        return ArticleKey(key, None, content_hash, own_hash=key)
+    link_hash = _hash(f"url:{canonical}")
+    own_text, by_guid = own_key(entry, feed_id=feed_id, canonical=canonical)
+    own_hash = _hash(own_text)
+    key = own_hash if is_home_page(canonical) else link_hash
+    return ArticleKey(key, canonical, content_hash, link_hash, own_hash, own_by_guid=by_guid)
+
+
+def own_key(entry: ParsedEntry, *, feed_id: int, canonical: str) -> tuple[str, bool]:
+    """An entry's key apart from its link, and whether that is its GUID.
+
+    The GUID within its feed, unless the GUID is the link itself; else the feed, the title's
+    words and the publication date (the content hash stands in for an empty title).
+    """
+    guid = entry.guid
+    if guid and not _names_link(guid, entry.link or "", canonical):
+        return f"guid:{feed_id}:{guid}", True
+    title = " ".join(_WORDS.findall(fold(entry.title)))
+    published = entry.published_at.isoformat() if entry.published_at else ""
+    if not title:
+        title = "content:" + fingerprint(entry.content or entry.summary)
+    return f"item:{feed_id}:{title}:{published}", False
+
+
+def _names_link(guid: str, link: str, canonical: str) -> bool:
+    """Whether a GUID is only the item's link again (``isPermaLink``), so no identity of its own."""
+    if guid.strip() == link.strip():
+        return True
+    if not guid.startswith(("http://", "https://")) or _loose(guid) != _loose(link):
+        # Canonical forms differ when these do (spelling aside): no URL parse for most GUIDs.
+        return False
+    return canonical_url_or_none(guid) == canonical
+
+
+def _loose(url: str) -> str:
+    """A URL without scheme, query, fragment and trailing slash, lower-cased."""
+    head = url.strip().split("#", 1)[0].split("?", 1)[0].lower()
+    return head.partition("://")[2].rstrip("/")
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def article_keys(
-    entries: Sequence[ParsedEntry], *, feed_id: int, tracking: frozenset[str] = frozenset()
+    entries: Sequence[ParsedEntry],
+    *,
+    feed_id: int,
+    tracking: frozenset[str] = frozenset(),
+    site_url: str = "",
+    feed_url: str = "",
 ) -> list[ArticleKey]:
     """Key each of one document's entries; see ``article_key``.
 
@@ -178,17 +314,47 @@ def article_keys(
     one page) tell their items apart only by it. When entries of one document share a canonical
     URL and carry two or more different fragments, each keeps its fragment in its key. (One
     fragment alone, as in ``story#comments`` beside ``story``, names the same article.)
+
+    A link is no identity when it is the feed's site (``site_url``, the channel's link) or the
+    feed itself, or when several different items of the document share it (a podcast whose
+    episodes all link to its home page, an aggregator's landing page): those entries are keyed
+    by their own identity. Items are different when they differ both in their own key (GUID)
+    and in title or date; the same item listed twice, or under two GUIDs, keeps its link.
     """
     keys = [article_key(entry, feed_id=feed_id, tracking=tracking) for entry in entries]
+    keys = _split_by_fragment(entries, keys)
+    site_links = {
+        link
+        for link in (canonical_url_or_none(url, tracking=tracking) for url in (site_url, feed_url))
+        if link
+    }
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, key in enumerate(keys):
+        if key.link_hash is not None and key.key_hash == key.link_hash:
+            groups[key.link_hash].append(index)
+    for members in groups.values():
+        first = keys[members[0]]
+        at_site = first.canonical_url in site_links and first.link_hash == _hash(
+            f"url:{first.canonical_url}"
+        )
+        if at_site or _names_different_items([entries[i] for i in members], keys, members):
+            for index in members:
+                keys[index] = replace(keys[index], key_hash=keys[index].own_hash, shared_link=True)
+    return keys
+
+
+def _split_by_fragment(entries: Sequence[ParsedEntry], keys: list[ArticleKey]) -> list[ArticleKey]:
+    """Give entries that share a link but carry different fragments a link key each."""
     fragments: dict[str, set[str]] = defaultdict(set)
     for entry, key in zip(entries, keys, strict=True):
-        if key.canonical_url and entry.link and urlsplit(entry.link).fragment:
-            fragments[key.key_hash].add(urlsplit(entry.link).fragment)
+        if key.link_hash and entry.link and urlsplit(entry.link).fragment:
+            fragments[key.link_hash].add(urlsplit(entry.link).fragment)
     for index, (entry, key) in enumerate(zip(entries, keys, strict=True)):
         fragment = urlsplit(entry.link).fragment if entry.link else ""
-        if fragment and len(fragments[key.key_hash]) > 1:
-            key_text = f"url:{key.canonical_url}#{fragment}"
-            keys[index] = replace(key, key_hash=hashlib.sha256(key_text.encode()).hexdigest())
+        if key.link_hash and fragment and len(fragments[key.link_hash]) > 1:
+            # The fragment names the item, even on a home page ("/#post-2").
+            link_hash = _hash(f"url:{key.canonical_url}#{fragment}")
+            keys[index] = replace(key, key_hash=link_hash, link_hash=link_hash)
     return keys
 
 
@@ -196,3 +362,18 @@ def url_key_hash(canonical_url: str) -> str:
     """The key hash of an article whose link has this canonical URL (as article_key makes it),
     for finding the article an address names, such as a page's own canonical link."""
     return hashlib.sha256(f"url:{canonical_url}".encode()).hexdigest()
+
+
+def _names_different_items(
+    entries: Sequence[ParsedEntry], keys: Sequence[ArticleKey], members: Sequence[int]
+) -> bool:
+    """Whether entries sharing one link are different items, not one item listed twice.
+
+    Two entries are different when their own keys differ and so do their titles or dates. With
+    two own keys and two title-and-date pairs among them, some pair differs in both.
+    """
+    if len(members) < 2:
+        return False
+    owns = {keys[index].own_hash for index in members}
+    shown = {(fold(entry.title).strip(), entry.published_at) for entry in entries}
+    return len(owns) > 1 and len(shown) > 1

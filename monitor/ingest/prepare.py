@@ -52,7 +52,8 @@ class FeedDocument:
 
 @dataclass(frozen=True, slots=True)
 class PreparedFeed:
-    """A parsed document, each entry's key and story sketch, and the topic hits by key."""
+    """A parsed document, each entry's key and story sketch, and the topic hits by key (under
+    each of an entry's candidate keys, see ``ArticleKey``)."""
 
     parsed: ParsedFeed
     keys: tuple[ArticleKey, ...]
@@ -114,18 +115,31 @@ def prepare_feed(document: FeedDocument, topics: TopicSet, rules: StoryRules) ->
     entries = parsed.entries
     sketches = sketch_entries([(e.title, e.content or e.summary) for e in entries], rules)
     # Keys here too: canonical URLs and content fingerprints are CPU the writer need not spend.
-    keys = article_keys(entries, feed_id=document.feed_id, tracking=rules.tracking_parameters)
+    keys = article_keys(
+        entries,
+        feed_id=document.feed_id,
+        tracking=rules.tracking_parameters,
+        site_url=parsed.site_url,
+        feed_url=document.feed_url,
+    )
     matcher = matcher_for(topics)
     hits: dict[str, tuple[TopicHit, ...]] = {}
     if matcher.rules:
         feed_title = parsed.title or document.feed_title
+        tagged: set[str] = set()
         for entry, key in zip(entries, keys, strict=True):
             # The first entry of a key is the one stored, as in entries_to_rows.
-            if key.key_hash in hits:
+            if key.key_hash in tagged:
                 continue
+            tagged.add(key.key_hash)
             view = entry_view(entry, feed_title=feed_title, feed_url=document.feed_url)
-            hits[key.key_hash] = tuple(matcher.match(view))
-        hits = {key: found for key, found in hits.items() if found}
+            found = tuple(matcher.match(view))
+            if found:
+                # The writer may store the entry under its other key (the archive knows its
+                # link to be shared, or holds it under its link): the hits follow it there.
+                for alias in (key.key_hash, key.link_hash, key.own_hash):
+                    if alias:
+                        hits.setdefault(alias, found)
     return PreparedFeed(parsed, tuple(keys), tuple(sketches), hits)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from monitor.errors import FeedError
+from monitor.ingest.backlog import DEFAULT_BACKLOG_AFTER
 from monitor.ingest.pool import PreparePool
 from monitor.ingest.prepare import FeedDocument, PreparedFeed, TopicSet, Unreadable
 from monitor.ingest.sketch import StoryRules
@@ -83,6 +84,7 @@ class RefreshContext:
     pages: PagesSettings | None = None
     # Per-host slots shared with other fetches of the process (article pages); None: this run's.
     host_gates: dict[str, asyncio.Semaphore] | None = None
+    backlog_after: timedelta = DEFAULT_BACKLOG_AFTER
 
 
 Slot = Callable[[], AbstractAsyncContextManager[object]]
@@ -217,6 +219,8 @@ def _ingest(
         rules=ctx.stories,
         sketches=prepared.sketches,
         keys=prepared.keys,
+        first_poll=feed.last_success_at is None,
+        backlog_after=ctx.backlog_after,
     )
     # Tagged in the pool by article key: only the new articles' hits are stored.
     tags = [

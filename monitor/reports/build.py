@@ -18,6 +18,8 @@ Rules (the README repeats them):
   to its title once case, accents and punctuation are ignored (without a title: a story of its
   own, by content hash).
 * A story's *outlets* are the distinct feeds that carried any of its articles (sightings).
+* Backlog (articles published well before they were first seen, ``monitor.ingest.backlog``)
+  counts nowhere: not in a day's articles, its stories and sources, nor in the usual level.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import not_
 from sqlmodel import Session, col, select
 
 from monitor.models import Article, Feed, Match, Sighting, Topic, TopicPriority
@@ -356,7 +359,11 @@ def build_report(session: Session, *, day: date, rules: ReportRules, now: dateti
     for topic_id, seen in session.exec(
         select(Match.topic_id, Article.first_seen_at)
         .join(Article, col(Article.id) == Match.article_id)
-        .where(col(Article.first_seen_at) >= window_start, col(Article.first_seen_at) < end)
+        .where(
+            col(Article.first_seen_at) >= window_start,
+            col(Article.first_seen_at) < end,
+            not_(col(Article.backlog)),
+        )
     ):
         history[topic_id].append(seen)
     today = _day_articles(session, start, end)
@@ -388,7 +395,12 @@ def build_report(session: Session, *, day: date, rules: ReportRules, now: dateti
 
 
 def _day_articles(session: Session, start: datetime, end: datetime) -> dict[int, list[DayArticle]]:
-    in_day = (col(Article.first_seen_at) >= start, col(Article.first_seen_at) < end)
+    # Backlog (articles published well before they were first seen) is no news of the day.
+    in_day = (
+        col(Article.first_seen_at) >= start,
+        col(Article.first_seen_at) < end,
+        not_(col(Article.backlog)),
+    )
     carriers: dict[int, set[int]] = defaultdict(set)
     for article_id, feed_id in session.exec(
         select(Sighting.article_id, Sighting.feed_id)

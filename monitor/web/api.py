@@ -322,6 +322,7 @@ class SampleOut(BaseModel):
     feed: str
     first_seen_at: datetime
     terms: list[str]
+    backlog: bool = False
 
 
 class BacktestOut(BaseModel):
@@ -385,6 +386,8 @@ class ArticleOut(BaseModel):
     published_at: datetime | None
     first_seen_at: datetime
     topics: list[str]
+    # Published well before it was first seen: not counted in reports nor sent in digests.
+    backlog: bool = False
 
 
 class MatchOut(BaseModel):
@@ -708,6 +711,7 @@ def api_router(
                 feed=s.feed.title or s.feed.url,
                 first_seen_at=s.article.first_seen_at,
                 terms=sorted(s.hit.terms),
+                backlog=s.article.backlog,
             )
             for s in result.samples
         ]
@@ -847,6 +851,7 @@ def api_router(
                 published_at=a.published_at,
                 first_seen_at=a.first_seen_at,
                 topics=[s for s in slugs if s not in hidden],
+                backlog=a.backlog,
             )
             for a, slugs in rows
         ]
@@ -892,6 +897,7 @@ def api_router(
             published_at=article.published_at,
             first_seen_at=article.first_seen_at,
             topics=[m.topic for m in shown],
+            backlog=article.backlog,
             summary=strip_controls(article.summary),
             feed=feed.title or feed.url,
             matches=shown,

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
-from sqlalchemy import Engine
+from sqlalchemy import Engine, not_
 from sqlmodel import Session, col, select
 
 from monitor.models import Article, Feed, Match, Story, Topic, utcnow
@@ -61,13 +61,13 @@ class AtomEntry:
 
 
 def latest_entries(session: Session, topic: Topic, limit: int = MAX_ENTRIES) -> list[AtomEntry]:
-    """The topic's latest matched stories, newest match first, each story once."""
+    """The topic's latest matched stories, newest match first, each story once; no backlog."""
     rows = session.exec(
         select(Match, Article, Feed, Story)
         .join(Article, col(Article.id) == Match.article_id)
         .join(Feed, col(Feed.id) == Article.feed_id)
         .join(Story, col(Story.id) == Article.story_id, isouter=True)
-        .where(Match.topic_id == topic.id)
+        .where(Match.topic_id == topic.id, not_(col(Article.backlog)))
         .order_by(col(Match.matched_at).desc(), col(Article.id).desc())
         .limit(SCAN_ROWS)
     ).all()

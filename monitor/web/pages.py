@@ -24,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 from pydantic import BaseModel
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, not_
 from sqlmodel import Session, col, select
 
 from monitor.delivery.subscriptions import (
@@ -489,7 +489,7 @@ def _today_counts(session: Session, start: datetime) -> dict[int, int]:
     statement = (
         select(Match.topic_id, func.count())
         .join(Article, col(Article.id) == Match.article_id)
-        .where(col(Article.first_seen_at) >= start)
+        .where(col(Article.first_seen_at) >= start, not_(col(Article.backlog)))
         .group_by(col(Match.topic_id))
     )
     return {topic_id: int(count) for topic_id, count in session.exec(statement)}

@@ -273,9 +273,10 @@ def test_each_new_article_gets_the_sketch_of_the_first_entry_of_its_key(
     engine: Engine, precomputed: bool
 ) -> None:
     feed_id = new_feed(engine, "https://news.example.com/rss")
+    # The same item listed twice (one GUID), its second copy retitled and rewritten.
     entries = [
-        replace(story(1), content=TEXTS[0]),
-        replace(story(1), title="Story 1, again", content=TEXTS[1]),
+        replace(story(1, guid="s-1"), content=TEXTS[0]),
+        replace(story(1, guid="s-1"), title="Story 1, again", content=TEXTS[1]),
         replace(story(2), content=TEXTS[2]),
     ]
     items = [(entry.title, entry.content) for entry in entries]
@@ -307,7 +308,7 @@ def test_keys_computed_beforehand_store_what_keys_computed_here_store(
     feed_id = new_feed(engine, "https://news.example.com/rss")
     entries = [
         replace(story(1), link="https://news.example.com/a?utm_source=rss#top"),
-        replace(story(2), link="https://news.example.com/a"),
+        replace(story(1), link="https://news.example.com/a"),
         replace(story(3), link=None, guid="urn:three"),
     ]
     keys = article_keys(entries, feed_id=feed_id)

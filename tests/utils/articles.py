@@ -17,6 +17,8 @@ import statistics
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -141,10 +143,12 @@ def score_extraction(pages: tuple[ArticlePage, ...], texts: Mapping[str, str]) -
 
 
 def teaser_feed(items: Iterator[tuple[str, str, str]], *, title: str = "Local news site") -> bytes:
-    """An RSS feed of (link, title, teaser) items."""
+    """An RSS feed of (link, title, teaser) items, dated now (news, not a new feed's backlog)."""
+    published = format_datetime(datetime.now(UTC), usegmt=True)
     entries = "".join(
         f"<item><title>{escape(headline)}</title><link>{escape(link)}</link>"
-        f"<guid>{escape(link)}</guid><description>{escape(teaser)}</description></item>"
+        f"<guid>{escape(link)}</guid><pubDate>{published}</pubDate>"
+        f"<description>{escape(teaser)}</description></item>"
         for link, headline, teaser in items
     )
     return (
