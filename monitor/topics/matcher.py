@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import ahocorasick
 
 from monitor.text import fold, split_words
+from monitor.topics.forms import Variants, expand_rule
 from monitor.topics.query import (
     And,
     Field,
@@ -54,7 +55,7 @@ NEAR_PAIRS_TRIED = 32
 
 # Common typographic characters, each replaced by one space so offsets do not move and
 # English text with curly quotes or dashes still takes the fast ASCII path.
-_TYPOGRAPHIC = "\u2018\u2019\u201a\u201c\u201d\u201e\u2013\u2014\u2026\u00a0\u2009\u200a\u200b\u00ab\u00bb\u2022\u00b7\u2032\u2033"  # noqa: E501
+_TYPOGRAPHIC = "\u2018\u2019\u201a\u201c\u201d\u201e\u2013\u2014\u2026\u00a0\u2009\u200a\u00ab\u00bb\u2022\u00b7\u2032\u2033"  # noqa: E501
 _ASCII_WORD_BYTES = bytes(c if chr(c).isalnum() else 32 for c in range(128)) + b" " * 128
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
@@ -342,7 +343,8 @@ class Matcher:
     """
 
     def __init__(self, rules: Iterable[TopicRule]) -> None:
-        self.rules = tuple(rules)
+        # ~word and translit: become the words they stand for (monitor.topics.forms).
+        self.rules = tuple(map(expand_rule, rules))
         self._topics: list[_Compiled] = []
         self._by_words: dict[tuple[str, ...], _Literal] = {}
         # Pattern -> id. A literal without words after a wildcard has its pattern's id, so the
@@ -979,11 +981,13 @@ def explain(rule: TopicRule, article: ArticleView) -> list[Explanation]:
         for child, child_scope in _children(node, scope):
             walk(child, child_scope, depth + 1)
 
-    walk(rule.query, UNSCOPED, 0)
+    walk(matcher.rules[0].query, UNSCOPED, 0)
     return lines
 
 
 def _label(node: Node) -> str:
+    if isinstance(node, Variants):
+        return str(node)
     if isinstance(node, And | Or):
         return type(node).__name__.upper()
     if isinstance(node, Not):
@@ -996,6 +1000,8 @@ def _label(node: Node) -> str:
 
 
 def _children(node: Node, scope: Sequence[str]) -> list[tuple[Node, Sequence[str]]]:
+    if isinstance(node, Variants):  # its words are the forms of one: not clauses of their own
+        return []
     if isinstance(node, And | Or):
         return [(clause, scope) for clause in node.clauses]
     if isinstance(node, Not):

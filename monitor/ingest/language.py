@@ -1,0 +1,68 @@
+"""Language detection: which language an article is written in, from its own text.
+
+Sits in ingest, between parse and store (DESIGN.md's data flow): the prepare pool runs it in
+its worker processes beside story sketches and tagging, so the event loop never pays for it.
+A feed's declared language (``<language>``, ``xml:lang``) is often wrong, left at a CMS's
+default: Media Cloud found it wrong so often that it prefers the detected language. So
+monitor stores both, and ``lang:`` reads the detected one, falling back to the declared one
+only when the text is too short to tell (a two-word title, an empty item).
+
+The detector is py3langid (a naive Bayes model over byte n-grams, 97 languages, its model inside
+the wheel); ``python -m benchmarks languages`` measures it and lingua on real text.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from py3langid.langid import LanguageIdentifier
+
+# Below this many letters the text says too little: the declared language is used instead.
+MIN_LETTERS = 12
+# Detection reads this much of the text at most: a few paragraphs decide, the rest costs time.
+MAX_CHARS = 2000
+# Below this probability the best guess is not trusted on its own: the declared language
+# wins if the detector found it plausible, and nothing is detected otherwise.
+MIN_CONFIDENCE = 0.5
+# A declared language this probable is preferred to a best guess below MIN_CONFIDENCE.
+PLAUSIBLE = 0.1
+_URLS = re.compile(r"\S+://\S+|www\.\S+|\S+@\S+\.\w+")
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+@cache
+def _identifier() -> LanguageIdentifier:
+    """The model, loaded once per process (about 30 ms and 20 MB)."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def base_language(code: str) -> str:
+    """The primary subtag of a language tag, lower case: ``en-US`` -> ``en``."""
+    return code.strip().replace("_", "-").split("-", 1)[0].lower()
+
+
+def detect_language(title: str, text: str, declared: str = "") -> str:
+    """The language of an article (ISO 639-1 code, ``ru``), or "" when its text is too short
+    or too mixed to tell; ``declared`` (the feed's tag) breaks a near tie."""
+    sample = _URLS.sub(" ", f"{title}\n{text}"[:MAX_CHARS])
+    if len(_LETTER.findall(sample)) < MIN_LETTERS:
+        return ""
+    ranked = _identifier().rank(sample)
+    best, confidence = ranked[0]
+    if confidence >= MIN_CONFIDENCE:
+        return str(best)
+    wanted = base_language(declared)
+    for language, probability in ranked[:5]:
+        if language == wanted and probability >= PLAUSIBLE:
+            return str(language)
+    return ""
+
+
+def effective_language(detected: str, declared: str) -> str:
+    """The language ``lang:`` tests: the detected one, else the declared one."""
+    return detected or declared
