@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from py3langid.langid import LanguageIdentifier
 
+    from monitor.sources.parse import ParsedEntry
+
 # Below this many letters the text says too little: the declared language is used instead.
 MIN_LETTERS = 12
 # Detection reads this much of the text at most: a few paragraphs decide, the rest costs time.
@@ -61,6 +63,11 @@ def detect_language(title: str, text: str, declared: str = "") -> str:
         if language == wanted and probability >= PLAUSIBLE:
             return str(language)
     return ""
+
+
+def detect_entry_language(entry: ParsedEntry) -> str:
+    """``detect_language`` of a feed entry: its title and its feed text."""
+    return detect_language(entry.title, f"{entry.summary}\n{entry.content}", entry.language)
 
 
 def effective_language(detected: str, declared: str) -> str:

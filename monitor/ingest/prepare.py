@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from monitor.errors import FeedError
 from monitor.ingest.canonical import ArticleKey, article_keys
+from monitor.ingest.language import detect_entry_language, effective_language
 from monitor.ingest.sketch import Sketch, StoryRules, sketch_entries
 from monitor.sources.parse import ParsedEntry, ParsedFeed, parse_feed
 from monitor.topics.matcher import ArticleView, Matcher, TopicHit, TopicRule
@@ -57,6 +58,8 @@ class PreparedFeed:
     keys: tuple[ArticleKey, ...]
     sketches: tuple[Sketch | None, ...]
     hits: dict[str, tuple[TopicHit, ...]]
+    # Each entry's detected language ("" when its text is too short to tell).
+    languages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,9 @@ def matcher_for(topics: TopicSet) -> Matcher:
     return matcher
 
 
-def entry_view(entry: ParsedEntry, *, feed_title: str, feed_url: str) -> ArticleView:
+def entry_view(
+    entry: ParsedEntry, *, feed_title: str, feed_url: str, detected_language: str = ""
+) -> ArticleView:
     """What the matcher reads of an entry: the same as of the article stored from it."""
     return ArticleView(
         title=entry.title,
@@ -101,7 +106,7 @@ def entry_view(entry: ParsedEntry, *, feed_title: str, feed_url: str) -> Article
         url=entry.link or "",
         feed_title=feed_title,
         feed_url=feed_url,
-        language=entry.language[:35],
+        language=effective_language(detected_language, entry.language[:35]),
     )
 
 
@@ -112,18 +117,24 @@ def prepare_feed(document: FeedDocument, topics: TopicSet, rules: StoryRules) ->
     sketches = sketch_entries([(e.title, e.content or e.summary) for e in entries], rules)
     # Keys here too: canonical URLs and content fingerprints are CPU the writer need not spend.
     keys = article_keys(entries, feed_id=document.feed_id, tracking=rules.tracking_parameters)
+    languages = tuple(map(detect_entry_language, entries))
     matcher = matcher_for(topics)
     hits: dict[str, tuple[TopicHit, ...]] = {}
     if matcher.rules:
         feed_title = parsed.title or document.feed_title
-        for entry, key in zip(entries, keys, strict=True):
+        for entry, key, language in zip(entries, keys, languages, strict=True):
             # The first entry of a key is the one stored, as in entries_to_rows.
             if key.key_hash in hits:
                 continue
-            view = entry_view(entry, feed_title=feed_title, feed_url=document.feed_url)
+            view = entry_view(
+                entry,
+                feed_title=feed_title,
+                feed_url=document.feed_url,
+                detected_language=language,
+            )
             hits[key.key_hash] = tuple(matcher.match(view))
         hits = {key: found for key, found in hits.items() if found}
-    return PreparedFeed(parsed, tuple(keys), tuple(sketches), hits)
+    return PreparedFeed(parsed, tuple(keys), tuple(sketches), hits, languages)
 
 
 def prepare_batch(

@@ -210,6 +210,7 @@ def _ingest(
         rules=ctx.stories,
         sketches=prepared.sketches,
         keys=prepared.keys,
+        languages=prepared.languages or None,
     )
     # Tagged in the pool by article key: only the new articles' hits are stored.
     tags = [

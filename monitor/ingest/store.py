@@ -13,6 +13,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from monitor.db import dialect_insert
 from monitor.ingest.canonical import ArticleKey, article_keys
+from monitor.ingest.language import detect_entry_language
 from monitor.ingest.sketch import Sketch, StoryRules, repeated_paragraphs
 from monitor.ingest.stories import (
     assign_stories,
@@ -48,6 +49,7 @@ def _keyed_rows(
     now: datetime,
     tracking: frozenset[str],
     keys: Sequence[ArticleKey] | None = None,
+    languages: Sequence[str] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """entries_to_rows, and the position in ``entries`` of the entry each key's row came from."""
     rows: dict[str, dict[str, Any]] = {}
@@ -69,6 +71,9 @@ def _keyed_rows(
             "content": entry.content,
             "author": entry.author,
             "language": entry.language[:35],
+            "detected_language": (
+                languages[position] if languages is not None else detect_entry_language(entry)
+            ),
             "published_at": entry.published_at,
             "first_seen_at": now,
             "content_hash": key.content_hash,
@@ -85,6 +90,7 @@ def save_new_articles(
     rules: StoryRules = DEFAULT_RULES,
     sketches: Sequence[Sketch | None] | None = None,
     keys: Sequence[ArticleKey] | None = None,
+    languages: Sequence[str] | None = None,
 ) -> list[Article]:
     """Store the entries: insert the new, update the edited, record sightings, assign stories.
 
@@ -94,14 +100,19 @@ def save_new_articles(
     ``sketches``, aligned with ``entries``, are their story sketches computed beforehand
     (sketch_entries, perhaps in another process); without them the new articles' are computed
     here, with the same result. ``keys``, also aligned, are their ``article_keys`` computed
-    beforehand in the same way.
+    beforehand in the same way, and ``languages`` their detected languages.
     """
     if sketches is not None and len(sketches) != len(entries):
         raise ValueError(f"store: {len(sketches)} sketches for {len(entries)} entries")
     if keys is not None and len(keys) != len(entries):
         raise ValueError(f"store: {len(keys)} keys for {len(entries)} entries")
     rows, positions = _keyed_rows(
-        entries, feed_id=feed_id, now=now, tracking=rules.tracking_parameters, keys=keys
+        entries,
+        feed_id=feed_id,
+        now=now,
+        tracking=rules.tracking_parameters,
+        keys=keys,
+        languages=languages,
     )
     rows = _without_tombstones(session, rows)
     if not rows:

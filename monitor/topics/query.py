@@ -46,6 +46,7 @@ TRANSLIT = "@"
 # Marked words in one phrase, at most: a phrase expands to every combination of their variants.
 MAX_MARKED = 3
 _CYRILLIC = re.compile("[\u0400-\u04ff]")
+_HYPHENATED = re.compile(r"[^\W_]+(?:-[^\W_]+)+")
 OPERATORS = ("AND", "OR", "NOT")
 # Typographic double quotes (as word processors and phones type them) quote phrases too.
 _QUOTES = str.maketrans(dict.fromkeys("\u201c\u201d\u201e\u00ab\u00bb\uff02", '"'))
@@ -446,7 +447,10 @@ class _Parser:
         """``~word``: one word, without a wildcard."""
         if raw.endswith("*"):
             raise self.fail("~ and * cannot be combined: ~ already matches every form", token)
-        pieces = split_words(fold(raw[len(FORMS) :]))
+        word = fold(raw[len(FORMS) :])
+        if _HYPHENATED.fullmatch(word):  # one word to a dictionary: интернет-исследование
+            return FORMS + word
+        pieces = split_words(word)
         if len(pieces) != 1:
             raise self.fail("~ needs one word right after it, as ~выборы", token)
         return FORMS + pieces[0]
