@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from benchmarks import digest, match, parse, poll, store, stories, workers
+from benchmarks import digest, languages, match, parse, poll, store, stories, workers
 from benchmarks.common import (
     Table,
     corpus_location,
@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, Callable[[], list[Table]]] = {
     "digest": digest.run,
     "stories": stories.run,
     "workers": workers.run,
+    "languages": languages.run,
 }
 
 

@@ -32,7 +32,7 @@ _WORD = re.compile(r"[^\W_]+")
 # Format characters that only split or join a word invisibly: zero-width space, non-joiner and
 # joiner, word joiner, invisible operators, the Mongolian vowel separator, a byte-order mark
 # inside text, and the soft hyphen (a hyphenation hint).
-INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\u180e\ufeff\u00ad"))
+INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060-\u2064\u180e\ufeff\u00ad]")
 # Lower-case Latin and Cyrillic letters that look the same (after case folding), from Unicode's
 # confusables.txt (UTS #39), upper-case pairs included by their lower-case letters (Latin B and
 # Cyrillic В: b and в).
@@ -44,19 +44,18 @@ _TO_CYRILLIC = str.maketrans(_LATIN_CYRILLIC)
 _TO_LATIN = str.maketrans({cyrillic: latin for latin, cyrillic in _LATIN_CYRILLIC.items()})
 _LATIN_LOOKALIKES = frozenset(_LATIN_CYRILLIC)
 _CYRILLIC_LOOKALIKES = frozenset(_LATIN_CYRILLIC.values())
-_CYRILLIC = re.compile("[\u0400-\u04ff]")
-_ASCII_LETTER = re.compile("[a-z]")
-# A word with both a Latin and a Cyrillic letter.
-_MIXED = re.compile(
-    r"[^\W\d_]*(?:[a-z][^\W\d_]*[\u0400-\u04ff]|[\u0400-\u04ff][^\W\d_]*[a-z])[^\W\d_]*"
-)
+# A Latin letter beside a Cyrillic one: a word written in both scripts has one (one quick scan
+# rules out almost every text), and the words that have one are then rewritten.
+_SCRIPTS_MEET = re.compile("[a-z][\u0400-\u04ff]|[\u0400-\u04ff][a-z]")
+_LETTERS = re.compile(r"[^\W\d_]+")
 
 
 def fold(text: str) -> str:
     """Case-fold ``text`` and strip its diacritics: ``Élection`` -> ``election`` (see above)."""
     if text.isascii():
         return text.lower()
-    text = text.translate(INVISIBLE)
+    if INVISIBLE.search(text):
+        text = INVISIBLE.sub("", text)
     # Unicode's compatibility caseless matching, NFKD(casefold(NFKD(text))): decomposing first
     # lets letters such as the mathematical script capital A (U+1D4D0) fold to "a" as well.
     folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
@@ -65,8 +64,8 @@ def fold(text: str) -> str:
         # own, not accented forms of other letters: folding them would merge different words.
         folded = _recompose_cyrillic(folded)
     folded = DIACRITICS.sub("", folded)
-    if _CYRILLIC.search(folded) and _ASCII_LETTER.search(folded):
-        folded = _MIXED.sub(_unmix, folded)
+    if _SCRIPTS_MEET.search(folded):
+        folded = _LETTERS.sub(_unmix, folded)
     return folded
 
 
@@ -83,6 +82,8 @@ def _unmix(match: re.Match[str]) -> str:
     """A word of Latin and Cyrillic letters in one script: the script whose letters all have a
     lookalike in the other is the one replaced (the fewer, when both have), else none."""
     word = match.group()
+    if not _SCRIPTS_MEET.search(word):
+        return word
     latin = {char for char in word if "a" <= char <= "z"}
     cyrillic = {char for char in word if "\u0400" <= char <= "\u04ff"}
     latin_replaceable = latin <= _LATIN_LOOKALIKES

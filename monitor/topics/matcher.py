@@ -254,6 +254,13 @@ def _unicode_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     """The words of ``split_words(fold(text))`` with their character ranges in ``text``."""
     tokens: list[str] = []
     spans: list[tuple[int, int]] = []
+    if all(len(_fold_char(char)) == 1 for char in set(text)):
+        # Each character folds to one (Cyrillic, Greek, accented Latin): the folded text keeps
+        # every character in its place, so its words' places are the places in the text.
+        folded = fold(text)
+        if len(folded) == len(text):
+            found = list(_WORD.finditer(folded))
+            return [m.group() for m in found], [m.span() for m in found]
     if not all(map(_separates, set(_NON_ASCII_NON_WORD.findall(text)))):
         return _fold_by_character(text)
     # Every character between words separates words once folded: fold word by word.
@@ -263,10 +270,17 @@ def _unicode_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
             tokens.append(word.lower())
             spans.append(match.span())
             continue
-        for piece in split_words(fold(word)):
+        for piece in _word_pieces(word):
             tokens.append(piece)
             spans.append(match.span())
     return tokens, spans
+
+
+@lru_cache(maxsize=65536)
+def _word_pieces(word: str) -> tuple[str, ...]:
+    """The folded words of one word of text: Cyrillic or Greek text folds word by word, and
+    news repeats its words."""
+    return tuple(split_words(fold(word)))
 
 
 def _fold_by_character(text: str) -> tuple[list[str], list[tuple[int, int]]]:
@@ -615,9 +629,11 @@ def _quick_test(node: Node, fields: tuple[str, ...], literals: dict[int, _Litera
     if isinstance(node, And):
         tests = [_quick_test(clause, fields, literals) for clause in node.clauses]
         return lambda occurrences, article: all(test(occurrences, article) for test in tests)
-    if isinstance(node, Or) and all(type(clause) is Words for clause in node.clauses):
-        # A list of words or phrases, the commonest clause: one set operation rules it out.
-        return partial(_quick_any_word, [literals[id(clause)] for clause in node.clauses], fields)
+    words = _words_list(node)
+    if words is not None:
+        # A list of words or phrases (~words too), the commonest clause: one set operation
+        # rules it out.
+        return partial(_quick_any_word, [literals[id(clause)] for clause in words], fields)
     if isinstance(node, Or):
         tests = [_quick_test(clause, fields, literals) for clause in node.clauses]
         return lambda occurrences, article: any(test(occurrences, article) for test in tests)
@@ -628,6 +644,22 @@ def _quick_test(node: Node, fields: tuple[str, ...], literals: dict[int, _Litera
         return _quick_test(node.clause, (node.name,), literals)
     source = node
     return lambda _occurrences, article: source_matches(source, article)
+
+
+def _words_list(node: Node) -> list[Words] | None:
+    """The words and phrases of an OR of them, the forms of an OR of ~words included; None
+    for any other node."""
+    if not isinstance(node, Or):
+        return None
+    words: list[Words] = []
+    for clause in node.clauses:
+        if type(clause) is Words:
+            words.append(clause)
+        elif isinstance(clause, Variants):
+            words.extend(clause.clauses)  # type: ignore[arg-type]  # Variants hold Words
+        else:
+            return None
+    return words
 
 
 def _quick_words(
@@ -663,8 +695,9 @@ def _quick_places(node: Node, fields: tuple[str, ...], literals: dict[int, _Lite
         return places
     if isinstance(node, Field):
         return _quick_places(node.clause, (node.name,), literals)
-    if isinstance(node, Or) and all(isinstance(clause, Words) for clause in node.clauses):
-        side = [literals[id(clause)] for clause in node.clauses]
+    words = _words_list(node)
+    if words is not None:
+        side = [literals[id(clause)] for clause in words]
 
         def any_of(occurrences: _Occurrences) -> list[_Place]:
             present = occurrences.present

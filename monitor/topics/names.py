@@ -1,18 +1,20 @@
 """Names across scripts: ``translit:Шойгу`` also matches Shoigu, Shoygu, Shojgu, Schojgu, Šojgu.
 
 Sits beside the matcher, before it compiles (DESIGN.md: topics): ``monitor.topics.forms``
-expands a ``translit:`` word into the word and its Latin spellings. They come from translitua,
-which carries the official and customary transliteration tables of Russian (ICAO passports,
-GOST, ISO 9, ALA-LC, BGN/PCGN, ...) and of Ukrainian (the 2010 national system, passports, and
-the German, French and British customs, ...). A word with letters only Ukrainian has (і, ї, є,
-ґ) takes the Ukrainian tables, one with letters only Russian has (ы, э, ъ, ё) the Russian
-ones, any other both. Spellings no table makes (the German press's "Schoigu") go in a topic's
+expands a ``translit:`` word into the word and its Latin spellings. They come from two
+libraries of transliteration tables: translitua (Russian: ICAO passports, GOST, ISO 9, ALA-LC,
+BGN/PCGN, ...; Ukrainian: the 2010 national system, passports, and the German, French and
+British customs, ...) and iuliia (27 Russian schemes, among them Wikipedia's, Yandex's and the
+French passport's "Choigou"). A word with letters only Ukrainian has (і, ї, є, ґ) takes the
+Ukrainian tables, one with letters only Russian has (ы, э, ъ, ё) the Russian ones, any other
+both. Spellings no table makes (the German press's "Schoigu") go in a topic's
 ``names`` list, which matches each name given and its transliterations.
 """
 
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from monitor.text import fold
 from monitor.topics.forms import word_languages
@@ -21,16 +23,21 @@ from monitor.topics.forms import word_languages
 @cache
 def transliterations(word: str) -> frozenset[str]:
     """``word`` (folded Cyrillic) and its Latin spellings, folded."""
+    import iuliia
     import translitua
 
     word = fold(word)
-    tables = []
+    tables: list[Any] = []
     languages = word_languages(word)
+    spellings = {word}
     if "ru" in languages:
         tables.extend(translitua.ALL_RUSSIAN)
+        for name in iuliia.schemas.names():
+            schema = iuliia.schemas.get(name)
+            if schema is not None:
+                spellings.add(fold(schema.translate(word)))
     if "uk" in languages:
         tables.extend(translitua.ALL_UKRAINIAN)
-    spellings = {word}
     for table in tables:
         spellings.add(fold(translitua.translit(word, table)))
     # An apostrophe or prime for the soft sign splits a word in two ("simon'yan"): the same

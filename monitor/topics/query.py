@@ -13,10 +13,11 @@ Grammar (loosest binding first)::
 Operators are upper-case; ``and``, ``or``, ``near`` in lower case are ordinary words. A word may
 end in ``*`` (``elect*``), or start with ``~`` for any form of it (``~выборы``, also inside a
 phrase: ``"~президентские ~выборы"``); ``translit:Шойгу`` is the word in Cyrillic and in its
-Latin transliterations. Both are expanded before matching (monitor.topics.forms). Fields: ``title:``, ``text:``, ``author:`` scope words to a part of
-the article; ``site:``, ``feed:``, ``lang:`` test where it comes from. Matching ignores case,
-diacritics and punctuation: a query word is split into the same Unicode words as article text,
-so ``U.S.`` is the phrase ``"u s"`` and ``Russia's`` is ``"russia s"``.
+Latin transliterations. Both are expanded before matching (monitor.topics.forms). Fields:
+``title:``, ``text:``, ``author:`` scope words to a part of the article; ``site:``, ``feed:``,
+``lang:`` test where it comes from. Matching ignores case, diacritics and punctuation: a query
+word is split into the same Unicode words as article text, so ``U.S.`` is the phrase ``"u s"``
+and ``Russia's`` is ``"russia s"``.
 """
 
 from __future__ import annotations
