@@ -366,6 +366,9 @@ class ArticleOut(BaseModel):
     published_at: datetime | None
     first_seen_at: datetime
     topics: list[str]
+    # Declared by the feed, and detected from the text ("" when too short to tell).
+    language: str = ""
+    detected_language: str = ""
 
 
 class MatchOut(BaseModel):
@@ -769,6 +772,8 @@ def api_router(
                 published_at=a.published_at,
                 first_seen_at=a.first_seen_at,
                 topics=[s for s in slugs if s not in hidden],
+                language=a.language,
+                detected_language=a.detected_language,
             )
             for a, slugs in rows
         ]
@@ -812,6 +817,8 @@ def api_router(
             published_at=article.published_at,
             first_seen_at=article.first_seen_at,
             topics=[m.topic for m in shown],
+            language=article.language,
+            detected_language=article.detected_language,
             summary=article.summary,
             feed=feed.title or feed.url,
             matches=shown,
