@@ -44,6 +44,11 @@ def _identifier() -> LanguageIdentifier:
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
+def load_model() -> None:
+    """Load the detector's model now rather than at the first article."""
+    _identifier()
+
+
 def base_language(code: str) -> str:
     """The primary subtag of a language tag, lower case: ``en-US`` -> ``en``."""
     return code.strip().replace("_", "-").split("-", 1)[0].lower()
