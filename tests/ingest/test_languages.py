@@ -183,6 +183,40 @@ def test_each_article_is_stored_with_its_detected_and_declared_language(polled: 
     assert articles["uk-1"].title == "Вибори в Молдові"
 
 
+@pytest.mark.parametrize(
+    ("items", "encoding", "language", "in_header"),
+    [
+        (RUSSIAN, "utf-8", "ru", True),
+        (RUSSIAN, "windows-1251", "ru", True),
+        (RUSSIAN, "windows-1251", "ru", False),  # the charset only in the XML declaration
+        (RUSSIAN, "koi8-r", "ru", True),
+        (RUSSIAN, "koi8-r", "ru", False),
+        (UKRAINIAN, "utf-8", "uk", True),
+        (UKRAINIAN, "windows-1251", "uk", False),
+        (UKRAINIAN, "koi8-u", "uk", True),  # KOI8-R has no і, ї, є, ґ: Ukrainian uses KOI8-U
+    ],
+)
+def test_items_in_every_charset_are_read_whole_and_detected(
+    engine: Engine,
+    feed_server: FeedServer,
+    items: list[tuple[str, str, str]],
+    encoding: str,
+    language: str,
+    in_header: bool,
+) -> None:
+    content_type = f"application/rss+xml; charset={encoding}" if in_header else "text/xml"
+    # The feed declares English: what is stored as detected comes from the text.
+    body = rss(items, language="en", encoding=encoding)
+    setup(engine, [feed_server.add("/feed.xml", body, content_type=content_type)], {})
+
+    poll(engine)
+
+    articles = stored(engine)
+    assert {guid: a.title for guid, a in articles.items()} == {g: t for g, t, _ in items}
+    assert {a.detected_language for a in articles.values()} == {language}
+    assert {a.language for a in articles.values()} == {"en"}
+
+
 def test_lang_follows_the_text_not_the_feeds_declaration(polled: Engine) -> None:
     found = tagged(polled)
 
