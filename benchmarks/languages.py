@@ -3,7 +3,7 @@
 Detection is measured on a labelled sample of at least 200 items per language (en, ru, uk, de,
 fr), titles and bodies apart, from three sources, never labelled by a detector:
 
-- ``translations``: real text written by people, the gettext catalogues of the programs on this
+- ``l10n``: real text written by people, the gettext catalogues of the programs on this
   machine (``/usr/share/locale/<lang>/LC_MESSAGES``, or ``$MONITOR_BENCH_LOCALE``), labelled by
   the catalogue's language; English is the catalogues' original text. Short messages (3 words
   or more, up to 100 characters) stand for titles, long ones (150 characters or more) for
@@ -11,7 +11,7 @@ fr), titles and bodies apart, from three sources, never labelled by a detector:
   Cyrillic, German and French ones must differ from the English).
 - ``feeds``: real feed items of the shared corpora, labelled by outlet: the English news feeds
   of ``../shared/corpus``, its German feed and the Russian feed of ``../shared/corpus-ru``.
-- ``composed``: news-style titles and leads written for this benchmark by its author
+- ``own``: news-style titles and leads written for this benchmark by its author
   (``benchmarks/data/languages-composed.tsv``), 30 per language, short titles on purpose.
 
 Word forms are measured on real Russian text against forms marked by hand
@@ -128,7 +128,7 @@ def translation_items(rng: random.Random) -> list[Item]:
         bodies = [m[:BODY_CUT] for m in messages if len(m) >= BODY_CHARS]
         for kind, pool in (("titles", titles), ("bodies", bodies)):
             chosen = rng.sample(pool, min(PER_LANGUAGE, len(pool)))
-            items.extend(Item(language, text, kind, "translations") for text in chosen)
+            items.extend(Item(language, text, kind, "l10n") for text in chosen)
     return items
 
 
@@ -175,8 +175,8 @@ def composed_items() -> list[Item]:
         if not line or line.startswith("#"):
             continue
         language, title, body = line.split("\t")
-        items.append(Item(language, title, "titles", "composed"))
-        items.append(Item(language, body, "bodies", "composed"))
+        items.append(Item(language, title, "titles", "own"))
+        items.append(Item(language, body, "bodies", "own"))
     return items
 
 
@@ -253,12 +253,20 @@ def detection_table(items: list[Item]) -> Table:
         total = scores[names[0]][group].total
         values = [100 * scores[n][group].right / total for n in names]
         table.add(f"{source} {language} {kind} ({total})", "%", *values)
-    for kind in ("titles", "bodies"):
-        values = []
-        for name in names:
-            chosen = [s for g, s in scores[name].items() if g[2] == kind]
-            values.append(100 * sum(s.right for s in chosen) / sum(s.total for s in chosen))
-        table.add(f"all {kind}", "%", *values)
+    for language in (*LANGUAGES, None):
+        for kind in ("titles", "bodies"):
+            values = []
+            for name in names:
+                chosen = [
+                    s for g, s in scores[name].items() if g[2] == kind and language in (None, g[1])
+                ]
+                values.append(100 * sum(s.right for s in chosen) / sum(s.total for s in chosen))
+            total = sum(
+                s.total
+                for g, s in scores[names[0]].items()
+                if g[2] == kind and language in (None, g[1])
+            )
+            table.add(f"{language or 'all'}: {kind} ({total})", "%", *values)
     unanswered = [sum(s.unanswered for s in scores[n].values()) for n in names]
     table.add("no answer (too short or unsure)", "items", *unanswered)
     per_item = [
@@ -275,7 +283,8 @@ def detection_table(items: list[Item]) -> Table:
     )
     table.notes.append(
         "labels come from the source (catalogue language, outlet, author), never from a "
-        "detector; 'composed' items were written for this benchmark by its author"
+        "detector; l10n: gettext translations; feeds: the shared corpora; own: items written for "
+        "this benchmark by its author"
     )
     return table
 
