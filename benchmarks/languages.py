@@ -253,20 +253,17 @@ def detection_table(items: list[Item]) -> Table:
         total = scores[names[0]][group].total
         values = [100 * scores[n][group].right / total for n in names]
         table.add(f"{source} {language} {kind} ({total})", "%", *values)
-    for language in (*LANGUAGES, None):
+    for wanted in (*LANGUAGES, ""):  # "": every language
         for kind in ("titles", "bodies"):
             values = []
             for name in names:
                 chosen = [
-                    s for g, s in scores[name].items() if g[2] == kind and language in (None, g[1])
+                    s for g, s in scores[name].items() if g[2] == kind and wanted in ("", g[1])
                 ]
                 values.append(100 * sum(s.right for s in chosen) / sum(s.total for s in chosen))
-            total = sum(
-                s.total
-                for g, s in scores[names[0]].items()
-                if g[2] == kind and language in (None, g[1])
-            )
-            table.add(f"{language or 'all'}: {kind} ({total})", "%", *values)
+            first = scores[names[0]].items()
+            total = sum(s.total for g, s in first if g[2] == kind and wanted in ("", g[1]))
+            table.add(f"{wanted or 'all'}: {kind} ({total})", "%", *values)
     unanswered = [sum(s.unanswered for s in scores[n].values()) for n in names]
     table.add("no answer (too short or unsure)", "items", *unanswered)
     per_item = [
