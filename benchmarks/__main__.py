@@ -18,7 +18,18 @@ from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from benchmarks import digest, extract, match, orphans, parse, poll, store, stories, workers
+from benchmarks import (
+    digest,
+    extract,
+    languages,
+    match,
+    orphans,
+    parse,
+    poll,
+    store,
+    stories,
+    workers,
+)
 from benchmarks.common import (
     Table,
     corpus_location,
@@ -40,6 +51,7 @@ BENCHMARKS: dict[str, Callable[[], list[Table]]] = {
     "workers": workers.run,
     "orphans": orphans.run,
     "extract": extract.run,
+    "languages": languages.run,
 }
 
 

@@ -137,7 +137,10 @@ class Article(SQLModel, table=True):
     summary: str = Field(default="", sa_type=Text)
     content: str = Field(default="", sa_type=Text)
     author: str = Field(default="", sa_type=Text)
+    # The language the feed declared, and the one detected from the article's own text ("" when
+    # the text was too short to tell); lang: tests the detected one, else the declared one.
     language: str = Field(default="", max_length=35)
+    detected_language: str = Field(default="", max_length=35)
     published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     first_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     content_hash: str = Field(max_length=64, index=True)

@@ -32,6 +32,22 @@ from monitor.text import DIACRITICS, fold, split_words
         ("Russia’s", "russia’s"),  # punctuation is left to the word splitter
         ("plain ascii 123", "plain ascii 123"),
         ("", ""),
+        # Invisible characters inside a word are removed, not read as a space.
+        ("Пу\u200bтин", "путин"),  # zero-width space
+        ("вы\u200dборы", "выборы"),  # zero-width joiner
+        ("Kreml\u200cin", "kremlin"),  # zero-width non-joiner
+        ("пропа\u00adганда", "пропаганда"),  # soft hyphen
+        ("\ufeffкремль", "кремль"),  # byte-order mark
+        # A word in two scripts is written in one: the lookalikes of the other are replaced.
+        ("выбоpы", "выборы"),  # Latin p in a Cyrillic word
+        ("BЫБOPЫ", "выборы"),  # Latin B, O, P in a Cyrillic capital word
+        ("Pyccкий", "русский"),  # mostly Latin letters, but only the Latin ones all have twins
+        ("Puтin", "putin"),  # Cyrillic т in a Latin word
+        ("Kremlіn", "kremlin"),  # Ukrainian і in a Latin word
+        # Words of one script, or two scripts split by punctuation, are left alone.
+        ("VPN-сервис", "vpn-сервис"),
+        ("iPhone и Android", "iphone и android"),
+        ("Шпион 007", "шпион 007"),
     ],
 )
 def test_fold(text: str, expected: str) -> None:

@@ -203,6 +203,8 @@ class DigestArticle:
     title_highlights: tuple[tuple[int, int], ...] = ()
     excerpt_highlights: tuple[tuple[int, int], ...] = ()
     also: tuple[AlsoCarried, ...] = ()
+    # The article's language: detected from its text, else its feed's ("" when neither).
+    language: str = ""
 
     @property
     def title_segments(self) -> list[tuple[str, bool]]:
@@ -485,4 +487,5 @@ def _digest_article(
             (int(start), int(end)) for field, start, end in match.spans if field == "title"
         ),
         excerpt_highlights=tuple((s, e) for s, e in match.snippet_spans) if match.snippet else (),
+        language=article.detected_language or article.language,
     )

@@ -277,7 +277,8 @@ def _process_executor(workers: int) -> ProcessPoolExecutor:
     # forkserver: fork is unsafe from a process with threads (ours has the event loop's and
     # the database's), and spawn would import everything again for each worker.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["monitor.ingest.prepare"])
+    # The language model too: loaded once there, its pages are shared by every worker.
+    context.set_forkserver_preload(["monitor.ingest.prepare", "monitor.ingest.language_model"])
     return _WorkerPool(workers, context)
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from monitor.errors import FeedError
 from monitor.ingest.canonical import ArticleKey, article_keys
+from monitor.ingest.language import detect_entry_language, effective_language
 from monitor.ingest.sketch import Sketch, StoryRules, sketch_entries
 from monitor.sources.parse import ParsedEntry, ParsedFeed, parse_feed
 from monitor.text import article_text
@@ -59,6 +60,8 @@ class PreparedFeed:
     keys: tuple[ArticleKey, ...]
     sketches: tuple[Sketch | None, ...]
     hits: dict[str, tuple[TopicHit, ...]]
+    # Each entry's detected language ("" when its text is too short to tell).
+    languages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +97,9 @@ def matcher_for(topics: TopicSet) -> Matcher:
     return matcher
 
 
-def entry_view(entry: ParsedEntry, *, feed_title: str, feed_url: str) -> ArticleView:
+def entry_view(
+    entry: ParsedEntry, *, feed_title: str, feed_url: str, detected_language: str = ""
+) -> ArticleView:
     """What the matcher reads of an entry: the same as of the article stored from it."""
     return ArticleView(
         title=entry.title,
@@ -103,7 +108,7 @@ def entry_view(entry: ParsedEntry, *, feed_title: str, feed_url: str) -> Article
         url=entry.link or "",
         feed_title=feed_title,
         feed_url=feed_url,
-        language=entry.language[:35],
+        language=effective_language(detected_language, entry.language[:35]),
     )
 
 
@@ -122,17 +127,23 @@ def prepare_feed(document: FeedDocument, topics: TopicSet, rules: StoryRules) ->
         site_url=parsed.site_url,
         feed_url=document.feed_url,
     )
+    languages = tuple(map(detect_entry_language, entries))
     matcher = matcher_for(topics)
     hits: dict[str, tuple[TopicHit, ...]] = {}
     if matcher.rules:
         feed_title = parsed.title or document.feed_title
         tagged: set[str] = set()
-        for entry, key in zip(entries, keys, strict=True):
+        for entry, key, language in zip(entries, keys, languages, strict=True):
             # The first entry of a key is the one stored, as in entries_to_rows.
             if key.key_hash in tagged:
                 continue
             tagged.add(key.key_hash)
-            view = entry_view(entry, feed_title=feed_title, feed_url=document.feed_url)
+            view = entry_view(
+                entry,
+                feed_title=feed_title,
+                feed_url=document.feed_url,
+                detected_language=language,
+            )
             found = tuple(matcher.match(view))
             if found:
                 # The writer may store the entry under its other key (the archive knows its
@@ -140,7 +151,7 @@ def prepare_feed(document: FeedDocument, topics: TopicSet, rules: StoryRules) ->
                 for alias in (key.key_hash, key.link_hash, key.own_hash):
                     if alias:
                         hits.setdefault(alias, found)
-    return PreparedFeed(parsed, tuple(keys), tuple(sketches), hits)
+    return PreparedFeed(parsed, tuple(keys), tuple(sketches), hits, languages)
 
 
 def drop_empty_entries(parsed: ParsedFeed) -> ParsedFeed:

@@ -221,6 +221,7 @@ def _ingest(
         keys=prepared.keys,
         first_poll=feed.last_success_at is None,
         backlog_after=ctx.backlog_after,
+        languages=prepared.languages or None,
     )
     # Tagged in the pool by article key: only the new articles' hits are stored.
     tags = [

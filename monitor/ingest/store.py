@@ -15,6 +15,7 @@ from monitor.db import dialect_insert
 from monitor.ingest.backlog import DEFAULT_BACKLOG_AFTER, clamp_published, is_backlog
 from monitor.ingest.canonical import ArticleKey, article_keys, fingerprint
 from monitor.ingest.identity import look_up, resolve_keys
+from monitor.ingest.language import detect_entry_language
 from monitor.ingest.richness import StoredText, TextChange, text_change, text_richness
 from monitor.ingest.sketch import Sketch, StoryRules, repeated_paragraphs
 from monitor.ingest.stories import (
@@ -61,6 +62,7 @@ def _keyed_rows(
     feed_id: int,
     arrival: Arrival,
     keys: Sequence[ArticleKey],
+    languages: Sequence[str] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """entries_to_rows, and the position in ``entries`` of the entry each key's row came from.
 
@@ -86,6 +88,9 @@ def _keyed_rows(
             "content": entry.content,
             "author": entry.author,
             "language": entry.language[:35],
+            "detected_language": (
+                languages[position] if languages is not None else detect_entry_language(entry)
+            ),
             "published_at": published,
             "first_seen_at": now,
             "content_hash": key.content_hash,
@@ -108,6 +113,7 @@ def save_new_articles(
     site_url: str = "",
     first_poll: bool = False,
     backlog_after: timedelta = DEFAULT_BACKLOG_AFTER,
+    languages: Sequence[str] | None = None,
 ) -> list[Article]:
     """Store the entries: insert the new, update the edited, record sightings, assign stories.
 
@@ -120,6 +126,7 @@ def save_new_articles(
     here, with the same result. ``keys``, also aligned, are their ``article_keys`` computed
     beforehand in the same way (``site_url``, the channel's link, is then already in them);
     either way the archive's shared links have the last word (``monitor.ingest.identity``).
+    ``languages``, also aligned, are their detected languages (detected here without them).
     A new article published more than ``backlog_after`` before ``now``, or undated on the
     feed's ``first_poll``, is stored as backlog (``monitor.ingest.backlog``).
     """
@@ -134,7 +141,9 @@ def save_new_articles(
     known = look_up(session, keys)
     keys = resolve_keys(session, entries, keys, known=known, feed_id=feed_id, now=now)
     arrival = Arrival(now, first_poll=first_poll, backlog_after=backlog_after)
-    rows, positions = _keyed_rows(entries, feed_id=feed_id, arrival=arrival, keys=keys)
+    rows, positions = _keyed_rows(
+        entries, feed_id=feed_id, arrival=arrival, keys=keys, languages=languages
+    )
     rows = [row for row in rows if row["key_hash"] not in known.pruned]
     if not rows:
         return []

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from monitor.errors import ExtractError
+from monitor.ingest.language import detect_language
 from monitor.ingest.prepare import TopicSet, matcher_for
 from monitor.ingest.sketch import Sketch, StoryRules, sketch_of
 from monitor.pages.extract import ExtractedPage, ExtractRules, extract_page
@@ -56,6 +57,8 @@ class PreparedPage:
     hits: tuple[TopicHit, ...]
     sketch: Sketch | None
     feed_sketch: Sketch | None
+    # Detected from the title and the body: more text than the feed's teaser gave.
+    detected_language: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,7 @@ class PageOvertimeError(Exception):
     """The page's extraction used up its CPU time."""
 
 
-def page_view(document: PageDocument, body: str) -> ArticleView:
+def page_view(document: PageDocument, body: str, detected_language: str = "") -> ArticleView:
     """What the matcher reads of the article once its body is known (as tagging.article_view)."""
     return ArticleView(
         title=document.title,
@@ -85,7 +88,7 @@ def page_view(document: PageDocument, body: str) -> ArticleView:
         url=document.article_url,
         feed_title=document.feed_title,
         feed_url=document.feed_url,
-        language=document.language,
+        language=detected_language or document.language,
     )
 
 
@@ -123,8 +126,10 @@ def prepare_page(
             internal=True,
             details=traceback.format_exc(),
         )
+    detected = detect_language(document.title, page.text, page.language or document.language)
     matcher = matcher_for(topics)
-    hits = tuple(matcher.match(page_view(document, page.text))) if matcher.rules else ()
+    view = page_view(document, page.text, detected)
+    hits = tuple(matcher.match(view)) if matcher.rules else ()
     feed_text = document.content or document.summary
     return PreparedPage(
         document.article_id,
@@ -132,6 +137,7 @@ def prepare_page(
         hits,
         sketch_of(document.title, page.text, rules=rules),
         sketch_of(document.title, feed_text, rules=rules),
+        detected,
     )
 
 

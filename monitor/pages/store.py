@@ -54,10 +54,14 @@ def store_body(
     author: str = "",
     language: str = "",
     published_at: datetime | None = None,
+    detected_language: str = "",
 ) -> None:
     """Write an article's body and the extractor that found it; the byline, language and
-    publication time the page gave fill only what the feed left empty."""
+    publication time the page gave fill only what the feed left empty, and the language
+    detected from the body replaces the one detected from the teaser."""
     values: dict[str, object] = {"body": body, "body_method": method[:32]}
+    if detected_language:
+        values["detected_language"] = detected_language[:35]
     if author:
         values["author"] = case((ARTICLES.c.author == "", author), else_=ARTICLES.c.author)
     if language:
@@ -173,6 +177,7 @@ def store_page(
         author=page.author,
         language=page.language,
         published_at=page.published_at,
+        detected_language=prepared.detected_language,
     )
     canonical = page.canonical_url
     normalised = (

@@ -108,6 +108,8 @@ class StoryRow:
     outlets: int
     articles: int
     first_seen_at: datetime
+    # The first article's language: detected, else declared ("" when neither is known).
+    language: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,7 @@ class ArticleRow:
     first_seen_at: datetime
     terms: tuple[str, ...]
     snippet: str
+    language: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +255,7 @@ class DayArticle:
     terms: tuple[str, ...] = ()
     snippet: str = ""
     story_id: int | None = None
+    language: str = ""
 
 
 def rank_stories(articles: Sequence[DayArticle], top_n: int) -> tuple[int, list[StoryRow]]:
@@ -264,7 +268,14 @@ def rank_stories(articles: Sequence[DayArticle], top_n: int) -> tuple[int, list[
         first = min(members, key=lambda a: (a.first_seen_at, a.id))
         outlets = frozenset().union(*(a.feed_ids for a in members))
         rows.append(
-            StoryRow(first.title, first.url, len(outlets), len(members), first.first_seen_at)
+            StoryRow(
+                first.title,
+                first.url,
+                len(outlets),
+                len(members),
+                first.first_seen_at,
+                first.language,
+            )
         )
     rows.sort(key=lambda s: (-s.outlets, -s.articles, s.first_seen_at, s.title))
     return len(groups), rows[:top_n]
@@ -339,6 +350,7 @@ def _article_row(article: DayArticle, feeds: Mapping[int, Feed]) -> ArticleRow:
         first_seen_at=article.first_seen_at,
         terms=article.terms,
         snippet=article.snippet,
+        language=article.language,
     )
 
 
@@ -428,6 +440,7 @@ def _day_articles(session: Session, start: datetime, end: datetime) -> dict[int,
                 terms=tuple(match.terms),
                 snippet=match.snippet,
                 story_id=article.story_id,
+                language=article.detected_language or article.language,
             )
         )
     return by_topic
@@ -498,6 +511,7 @@ def _topic_payload(topic: TopicReport) -> dict[str, Any]:
                 "outlets": s.outlets,
                 "articles": s.articles,
                 "first_seen_at": _iso(s.first_seen_at),
+                "language": s.language,
             }
             for s in topic.top_stories
         ],
@@ -514,6 +528,7 @@ def _topic_payload(topic: TopicReport) -> dict[str, Any]:
                 "first_seen_at": _iso(a.first_seen_at),
                 "terms": list(a.terms),
                 "snippet": a.snippet,
+                "language": a.language,
             }
             for a in topic.priority_articles
         ],

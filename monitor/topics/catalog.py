@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 from monitor.configfile import read_yaml_config
 from monitor.errors import NotFoundError, UsageError
 from monitor.models import Topic, TopicPriority
+from monitor.topics.names import names_query
 from monitor.topics.query import QuerySyntaxError, keywords_query, parse_query
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
@@ -59,8 +60,16 @@ def _valid_keyword(keyword: str) -> str:
     return keyword.strip()
 
 
+def _valid_name(name: str) -> str:
+    if not name.split():
+        raise ValueError("a name needs letters")
+    _valid_query(names_query([name]))
+    return " ".join(name.split())
+
+
 class TopicSpec(BaseModel):
-    """One topic as written in ``topics.yaml``: a ``query``, or a list of ``keywords``."""
+    """One topic as written in ``topics.yaml``: a ``query``, ``queries`` (one per language), or a
+    list of ``keywords``; and, beside any of them or alone, a list of ``names``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -70,6 +79,16 @@ class TopicSpec(BaseModel):
     query: Annotated[str, AfterValidator(_valid_query)] | None = None
     # Checked one by one, so an error's location (and so its line) is the bad keyword's own.
     keywords: list[Annotated[str, AfterValidator(_valid_keyword)]] | None = Field(
+        default=None, min_length=1
+    )
+    # Several queries, keyed by the language each is written in (en, ru, uk, ...): the topic
+    # matches when any of them does. The key documents the query; it does not restrict it.
+    queries: dict[str, Annotated[str, AfterValidator(_valid_query)]] | None = Field(
+        default=None, min_length=1
+    )
+    # People or places in any spelling: each name, and for a Cyrillic one its forms and Latin
+    # transliterations (monitor.topics.names).
+    names: list[Annotated[str, AfterValidator(_valid_name)]] | None = Field(
         default=None, min_length=1
     )
     priority: TopicPriority = TopicPriority.NORMAL
@@ -93,14 +112,30 @@ class TopicSpec(BaseModel):
 
     @model_validator(mode="after")
     def _query_or_keywords(self) -> TopicSpec:
-        if (self.query is None) == (self.keywords is None):
-            raise ValueError("give either query or keywords (a list, matched if any occurs)")
+        given = [self.query, self.queries, self.keywords]
+        count = sum(value is not None for value in given)
+        if count > 1 or (count == 0 and self.names is None):
+            raise ValueError(
+                "give either query or keywords (a list, matched if any occurs) or queries (one "
+                "per language); names (a list) may stand beside any of them, or alone"
+            )
         return self
 
     @property
     def effective_query(self) -> str:
-        """The query, written out from the keywords when the topic lists keywords."""
-        return self.query if self.query is not None else keywords_query(self.keywords or [])
+        """The query the topic stands for: its query, queries, keywords or names, ORed."""
+        parts: list[str] = []
+        if self.query is not None:
+            parts.append(self.query)
+        if self.queries is not None:
+            parts.extend(self.queries.values())
+        if self.keywords is not None:
+            parts.append(keywords_query(self.keywords))
+        if self.names is not None:
+            parts.append(names_query(self.names))
+        if len(parts) == 1:
+            return parts[0]
+        return " OR ".join(f"({part})" for part in parts)
 
     def source_hash(self) -> str:
         """A fingerprint of this entry, to notice when the file entry itself changed."""

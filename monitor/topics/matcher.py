@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import ahocorasick
 
 from monitor.text import fold, split_words
+from monitor.topics.forms import Variants, expand_rule
 from monitor.topics.query import (
     And,
     Field,
@@ -54,7 +55,7 @@ NEAR_PAIRS_TRIED = 32
 
 # Common typographic characters, each replaced by one space so offsets do not move and
 # English text with curly quotes or dashes still takes the fast ASCII path.
-_TYPOGRAPHIC = "\u2018\u2019\u201a\u201c\u201d\u201e\u2013\u2014\u2026\u00a0\u2009\u200a\u200b\u00ab\u00bb\u2022\u00b7\u2032\u2033"  # noqa: E501
+_TYPOGRAPHIC = "\u2018\u2019\u201a\u201c\u201d\u201e\u2013\u2014\u2026\u00a0\u2009\u200a\u00ab\u00bb\u2022\u00b7\u2032\u2033"  # noqa: E501
 _ASCII_WORD_BYTES = bytes(c if chr(c).isalnum() else 32 for c in range(128)) + b" " * 128
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
@@ -253,6 +254,13 @@ def _unicode_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     """The words of ``split_words(fold(text))`` with their character ranges in ``text``."""
     tokens: list[str] = []
     spans: list[tuple[int, int]] = []
+    if all(len(_fold_char(char)) == 1 for char in set(text)):
+        # Each character folds to one (Cyrillic, Greek, accented Latin): the folded text keeps
+        # every character in its place, so its words' places are the places in the text.
+        folded = fold(text)
+        if len(folded) == len(text):
+            found = list(_WORD.finditer(folded))
+            return [m.group() for m in found], [m.span() for m in found]
     if not all(map(_separates, set(_NON_ASCII_NON_WORD.findall(text)))):
         return _fold_by_character(text)
     # Every character between words separates words once folded: fold word by word.
@@ -262,10 +270,17 @@ def _unicode_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
             tokens.append(word.lower())
             spans.append(match.span())
             continue
-        for piece in split_words(fold(word)):
+        for piece in _word_pieces(word):
             tokens.append(piece)
             spans.append(match.span())
     return tokens, spans
+
+
+@lru_cache(maxsize=65536)
+def _word_pieces(word: str) -> tuple[str, ...]:
+    """The folded words of one word of text: Cyrillic or Greek text folds word by word, and
+    news repeats its words."""
+    return tuple(split_words(fold(word)))
 
 
 def _fold_by_character(text: str) -> tuple[list[str], list[tuple[int, int]]]:
@@ -342,7 +357,8 @@ class Matcher:
     """
 
     def __init__(self, rules: Iterable[TopicRule]) -> None:
-        self.rules = tuple(rules)
+        # ~word and translit: become the words they stand for (monitor.topics.forms).
+        self.rules = tuple(map(expand_rule, rules))
         self._topics: list[_Compiled] = []
         self._by_words: dict[tuple[str, ...], _Literal] = {}
         # Pattern -> id. A literal without words after a wildcard has its pattern's id, so the
@@ -613,9 +629,11 @@ def _quick_test(node: Node, fields: tuple[str, ...], literals: dict[int, _Litera
     if isinstance(node, And):
         tests = [_quick_test(clause, fields, literals) for clause in node.clauses]
         return lambda occurrences, article: all(test(occurrences, article) for test in tests)
-    if isinstance(node, Or) and all(type(clause) is Words for clause in node.clauses):
-        # A list of words or phrases, the commonest clause: one set operation rules it out.
-        return partial(_quick_any_word, [literals[id(clause)] for clause in node.clauses], fields)
+    words = _words_list(node)
+    if words is not None:
+        # A list of words or phrases (~words too), the commonest clause: one set operation
+        # rules it out.
+        return partial(_quick_any_word, [literals[id(clause)] for clause in words], fields)
     if isinstance(node, Or):
         tests = [_quick_test(clause, fields, literals) for clause in node.clauses]
         return lambda occurrences, article: any(test(occurrences, article) for test in tests)
@@ -626,6 +644,22 @@ def _quick_test(node: Node, fields: tuple[str, ...], literals: dict[int, _Litera
         return _quick_test(node.clause, (node.name,), literals)
     source = node
     return lambda _occurrences, article: source_matches(source, article)
+
+
+def _words_list(node: Node) -> list[Words] | None:
+    """The words and phrases of an OR of them, the forms of an OR of ~words included; None
+    for any other node."""
+    if not isinstance(node, Or):
+        return None
+    words: list[Words] = []
+    for clause in node.clauses:
+        if type(clause) is Words:
+            words.append(clause)
+        elif isinstance(clause, Variants):
+            words.extend(clause.clauses)  # type: ignore[arg-type]  # Variants hold Words
+        else:
+            return None
+    return words
 
 
 def _quick_words(
@@ -661,8 +695,9 @@ def _quick_places(node: Node, fields: tuple[str, ...], literals: dict[int, _Lite
         return places
     if isinstance(node, Field):
         return _quick_places(node.clause, (node.name,), literals)
-    if isinstance(node, Or) and all(isinstance(clause, Words) for clause in node.clauses):
-        side = [literals[id(clause)] for clause in node.clauses]
+    words = _words_list(node)
+    if words is not None:
+        side = [literals[id(clause)] for clause in words]
 
         def any_of(occurrences: _Occurrences) -> list[_Place]:
             present = occurrences.present
@@ -979,11 +1014,13 @@ def explain(rule: TopicRule, article: ArticleView) -> list[Explanation]:
         for child, child_scope in _children(node, scope):
             walk(child, child_scope, depth + 1)
 
-    walk(rule.query, UNSCOPED, 0)
+    walk(matcher.rules[0].query, UNSCOPED, 0)
     return lines
 
 
 def _label(node: Node) -> str:
+    if isinstance(node, Variants):
+        return str(node)
     if isinstance(node, And | Or):
         return type(node).__name__.upper()
     if isinstance(node, Not):
@@ -996,6 +1033,8 @@ def _label(node: Node) -> str:
 
 
 def _children(node: Node, scope: Sequence[str]) -> list[tuple[Node, Sequence[str]]]:
+    if isinstance(node, Variants):  # its words are the forms of one: not clauses of their own
+        return []
     if isinstance(node, And | Or):
         return [(clause, scope) for clause in node.clauses]
     if isinstance(node, Not):

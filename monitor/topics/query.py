@@ -7,15 +7,19 @@ Grammar (loosest binding first)::
     and      := unary (["AND"] unary)*              adjacent clauses are ANDed
     unary    := ("NOT" | "-") unary | near
     near     := primary (("NEAR" | "NEAR/n" | "ONEAR" | "ONEAR/n") primary)*
-    primary  := "(" or ")" | FIELD ":" primary | '"' words '"' | word
+    primary  := "(" or ")" | FIELD ":" primary | "translit:" (word | '"' words '"')
+              | '"' words '"' | word
 
 Operators are upper-case; ``and``, ``or``, ``near`` in lower case are ordinary words. A ``-`` is
 NOT only when it opens a clause (``-bomb``); standing alone (``iraq - bomb``) it is an error.
 NEAR needs two separate occurrences: a word is never near itself. A word may end in ``*``
-(``elect*``). Fields: ``title:``, ``text:``, ``author:`` scope words to a part of the article;
-``site:``, ``feed:``, ``lang:`` test where it comes from. Matching ignores case, diacritics and
-punctuation: a query word is split into the same Unicode words as article text, so ``U.S.`` is
-the phrase ``"u s"`` and ``Russia's`` is ``"russia s"``.
+(``elect*``), or start with ``~`` for any form of it (``~выборы``, also inside a phrase:
+``"~президентские ~выборы"``); ``translit:Шойгу`` is the word in Cyrillic and in its Latin
+transliterations. Both are expanded before matching (monitor.topics.forms). Fields:
+``title:``, ``text:``, ``author:`` scope words to a part of the article; ``site:``, ``feed:``,
+``lang:`` test where it comes from. Matching ignores case, diacritics and punctuation: a query
+word is split into the same Unicode words as article text, so ``U.S.`` is the phrase ``"u s"``
+and ``Russia's`` is ``"russia s"``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,18 @@ MAX_NEAR = 1000
 MAX_NESTING = 50
 SCOPE_FIELDS = ("title", "text", "author")
 SOURCE_FIELDS = ("site", "feed", "lang")
+# Not a field but a modifier written like one: the word or phrase after it, transliterated.
+TRANSLIT_FIELD = "translit"
 FIELDS = SCOPE_FIELDS + SOURCE_FIELDS
+# Marks on a token for monitor.topics.forms to expand before matching: "~" any form of the
+# word, "@" the word and its transliterations. Neither is a word character, so no text token
+# ever carries one.
+FORMS = "~"
+TRANSLIT = "@"
+# Marked words in one phrase, at most: a phrase expands to every combination of their variants.
+MAX_MARKED = 3
+_CYRILLIC = re.compile("[\u0400-\u04ff]")
+_HYPHENATED = re.compile(r"[^\W_]+(?:-[^\W_]+)+")
 OPERATORS = ("AND", "OR", "NOT")
 # Typographic double quotes (as word processors and phones type them) quote phrases too.
 _QUOTES = str.maketrans(dict.fromkeys("\u201c\u201d\u201e\u00ab\u00bb\uff02", '"'))
@@ -70,6 +85,8 @@ class Words:
     tokens: tuple[str, ...]
 
     def __str__(self) -> str:
+        if self.tokens and all(token.startswith(TRANSLIT) for token in self.tokens):
+            return f"{TRANSLIT_FIELD}:" + str(Words(tuple(t[1:] for t in self.tokens)))
         if len(self.tokens) == 1 and not _needs_quotes(self.tokens[0]):
             return self.tokens[0]
         return '"' + " ".join(self.tokens) + '"'
@@ -154,6 +171,7 @@ def _wrap(node: Node, kinds: tuple[type, ...]) -> str:
 def _needs_quotes(token: str) -> bool:
     # Tokens are folded to lower case, so they never read as (upper-case) operators.
     bare = token[:-1] if token.endswith("*") else token
+    bare = bare.removeprefix(FORMS)
     return split_words(bare) != [bare]
 
 
@@ -206,7 +224,7 @@ def _lex_word(query: str, text: str, position: int, tokens: list[_Token]) -> int
     field = _FIELD.match(text, position)
     if field:
         name = field.group(1).lower()
-        if name not in FIELDS:
+        if name not in FIELDS and name != TRANSLIT_FIELD:
             raise QuerySyntaxError(_unknown_field(field.group(1)), query, position)
         tokens.append(_Token("field", name, position))
         return field.end()
@@ -255,7 +273,8 @@ def _near_token(query: str, near: re.Match[str], position: int) -> _Token:
 
 
 def _unknown_field(name: str) -> str:
-    guess = difflib.get_close_matches(name.lower(), FIELDS, n=1, cutoff=0.6)
+    known = (*FIELDS, TRANSLIT_FIELD)
+    guess = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
     hint = f' (did you mean "{guess[0]}"?)' if guess else f" (fields: {', '.join(FIELDS)})"
     return f'unknown field "{name}"{hint}'
 
@@ -376,6 +395,8 @@ class _Parser:
 
     def parse_field(self) -> Node:
         field = self.advance()
+        if field.text == TRANSLIT_FIELD:
+            return self.parse_translit(field)
         if field.text in SOURCE_FIELDS:
             value = self.token
             # A value of only combining marks folds to nothing, and "" would match any article.
@@ -383,12 +404,38 @@ class _Parser:
                 raise self.fail(f"{field.text}: needs a value, as {field.text}:example", field)
             self.advance()
             return Source(field.text, _source_value(value.text))
-        if not self._starts_primary() or self.token.kind == "field":
+        nested = self.token.kind == "field" and self.token.text != TRANSLIT_FIELD
+        if not self._starts_primary() or nested:
             raise self.fail(f"{field.text}: needs words after it, as {field.text}:election", field)
         clause = self.parse_primary()
         if _has_field(clause):
             raise self.fail(f"a field inside {field.text}: cannot be used", field)
         return Field(field.text, clause)
+
+    def parse_translit(self, field: _Token) -> Words:
+        """``translit:`` and the word or phrase after it, each word marked."""
+        value = self.token
+        if value.kind not in ("word", "phrase"):
+            raise self.fail("translit: needs a word or a phrase after it, as translit:Шойгу", field)
+        self.advance()
+        words = self.words(value)
+        for token in words.tokens:
+            if token.startswith(FORMS) or token.endswith("*"):
+                raise self.fail("translit: takes plain words, without ~ or *", value)
+            if not _CYRILLIC.search(token):
+                raise self.fail(
+                    "translit: needs a word in Cyrillic, as translit:Шойгу "
+                    "(Latin spellings go in the topic's names list)",
+                    value,
+                )
+        self._check_marked(len(words.tokens), value)
+        return Words(tuple(TRANSLIT + token for token in words.tokens))
+
+    def _check_marked(self, marked: int, token: _Token) -> None:
+        if marked > MAX_MARKED:
+            raise self.fail(
+                f"at most {MAX_MARKED} words of a phrase may take ~ or translit:", token
+            )
 
     def words(self, token: _Token) -> Words:
         tokens: list[str] = []
@@ -397,9 +444,12 @@ class _Parser:
         if not tokens:
             what = "quotation marks" if token.kind == "phrase" else repr(token.text)
             raise self.fail(f"{what} hold no letters or digits", token)
+        self._check_marked(sum(t.startswith(FORMS) for t in tokens), token)
         return Words(tuple(tokens))
 
     def _raw_tokens(self, raw: str, token: _Token) -> list[str]:
+        if raw.startswith(FORMS):
+            return [self._forms_token(raw, token)]
         stem = raw.rstrip("*")
         if "*" in stem or raw.endswith("**"):
             raise self.fail("a wildcard * may only end a word, as elect*", token)
@@ -409,6 +459,18 @@ class _Parser:
                 raise self.fail("a wildcard needs at least 3 letters before the *", token)
             pieces[-1] += "*"
         return pieces
+
+    def _forms_token(self, raw: str, token: _Token) -> str:
+        """``~word``: one word, without a wildcard."""
+        if raw.endswith("*"):
+            raise self.fail("~ and * cannot be combined: ~ already matches every form", token)
+        word = fold(raw[len(FORMS) :])
+        if _HYPHENATED.fullmatch(word):  # one word to a dictionary: интернет-исследование
+            return FORMS + word
+        pieces = split_words(word)
+        if len(pieces) != 1:
+            raise self.fail("~ needs one word right after it, as ~выборы", token)
+        return FORMS + pieces[0]
 
     def _starts_primary(self) -> bool:
         return self.token.kind in ("(", "word", "phrase", "field")
@@ -481,6 +543,11 @@ def requires_something(node: Node, *, sources: bool = True) -> bool:
 def parse_query(query: str) -> Node:
     """Parse ``query``; raise QuerySyntaxError with the column of the first problem."""
     node = _Parser(query).parse()
+    if FORMS in query or f"{TRANSLIT_FIELD}:" in query.lower():
+        # Only queries that may hold marked words pay for loading the dictionaries.
+        from monitor.topics.forms import check_expansion
+
+        check_expansion(node, query)
     if not requires_something(node):
         raise QuerySyntaxError(
             "the query would match articles with none of its words; add a word that must occur",

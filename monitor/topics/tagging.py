@@ -66,7 +66,8 @@ def article_view(article: Article, *, feed_title: str = "", feed_url: str = "") 
         url=article.url,
         feed_title=feed_title,
         feed_url=feed_url,
-        language=article.language,
+        # The detected language, else the declared one (monitor.ingest.language).
+        language=article.detected_language or article.language,
     )
 
 

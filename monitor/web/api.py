@@ -388,6 +388,9 @@ class ArticleOut(BaseModel):
     topics: list[str]
     # Published well before it was first seen: not counted in reports nor sent in digests.
     backlog: bool = False
+    # Declared by the feed, and detected from the text ("" when too short to tell).
+    language: str = ""
+    detected_language: str = ""
 
 
 class MatchOut(BaseModel):
@@ -852,6 +855,8 @@ def api_router(
                 first_seen_at=a.first_seen_at,
                 topics=[s for s in slugs if s not in hidden],
                 backlog=a.backlog,
+                language=a.language,
+                detected_language=a.detected_language,
             )
             for a, slugs in rows
         ]
@@ -898,6 +903,8 @@ def api_router(
             first_seen_at=article.first_seen_at,
             topics=[m.topic for m in shown],
             backlog=article.backlog,
+            language=article.language,
+            detected_language=article.detected_language,
             summary=strip_controls(article.summary),
             feed=feed.title or feed.url,
             matches=shown,

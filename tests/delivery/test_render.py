@@ -72,6 +72,7 @@ def article(**changes: object) -> DigestArticle:
             "campaigns and their networks of accounts across platforms."
         ),
         terms=("election interference", "meddl* in the election"),
+        language="en",
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 

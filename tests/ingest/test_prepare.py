@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from monitor.ingest.language import detect_entry_language
 from monitor.ingest.prepare import entry_view
 from monitor.ingest.store import save_new_articles
 from monitor.sources.feeds import add_feed
@@ -55,4 +56,6 @@ def test_an_entry_reads_as_the_article_stored_from_it(engine: Engine, entry: Par
         [article] = save_new_articles(session, feed_id=feed.id or 0, entries=[entry], now=NOW)
         stored = article_view(article, feed_title="Example", feed_url=url)
 
-    assert entry_view(entry, feed_title="Example", feed_url=url) == stored
+    detected = detect_entry_language(entry)
+    view = entry_view(entry, feed_title="Example", feed_url=url, detected_language=detected)
+    assert view == stored

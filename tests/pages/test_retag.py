@@ -194,3 +194,37 @@ def test_the_body_joins_an_article_to_the_story_of_its_copy(
     assert len(stories) == 3
     assert stories[teaser_link] == stories["https://wire.example/orig"]  # by the body's text
     assert stories[canonical_link] == stories["https://wire.example/orig"]  # by its canonical
+
+
+RUSSIAN_BODY = (
+    "<html><head><title>Итоги</title></head><body><article><h1>Итоги</h1>"
+    "<p>Центральная избирательная комиссия сообщила о нарушениях на избирательных участках "
+    "в нескольких регионах страны, где наблюдатели зафиксировали вбросы бюллетеней.</p>"
+    "<p>По словам наблюдателей, нарушения затронули голосование в городах и сёлах, а жалобы "
+    "были направлены в прокуратуру и в суд в течение нескольких часов после закрытия.</p>"
+    "<p>Комиссия обещала проверить каждое сообщение и опубликовать результаты проверки до "
+    "конца недели, когда будут подведены окончательные итоги голосования.</p>"
+    "</article></body></html>"
+)
+
+
+def test_the_body_decides_the_language_a_teaser_was_too_short_to_tell(
+    config: ConfigWriter, feed_server: FeedServer
+) -> None:
+    link = feed_server.add("/itogi", RUSSIAN_BODY.encode(), content_type="text/html; charset=utf-8")
+    config.feeds = [feed_server.add("/ru.rss", teaser_feed(iter([(link, "Итоги", "Итоги.")])))]
+    config.pages = {"enabled": "true", "per_host_interval": '"0s"'}
+    config.topics += [{"slug": "russian-votes", "name": "Russian votes", "query": "lang:ru"}]
+    settings = config.settings()
+    engine = open_database(settings)
+    sync_config(engine, settings, now=utcnow())
+    asyncio.run(_poll_only(engine, settings))
+    with Session(engine) as session:
+        assert session.exec(select(Article.detected_language)).one() == ""  # "Итоги." alone
+    assert "russian-votes" not in matches(engine)
+
+    poll_with_pages(engine, settings)
+
+    with Session(engine) as session:
+        assert session.exec(select(Article.detected_language)).one() == "ru"
+    assert matches(engine)["russian-votes"].text_source == "page"

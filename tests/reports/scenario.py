@@ -86,6 +86,9 @@ class Builder:
             title=title,
             first_seen_at=seen,
             content_hash=digest,
+            # The feeds declare English, the text reads as English: reports show "en".
+            language="en-US",
+            detected_language="en",
         )
         self.session.add(article)
         self.session.flush()

@@ -53,15 +53,20 @@ def matched(title: str) -> set[str]:
     return {hit.slug for hit in shipped_matcher().match(view)}
 
 
-def test_the_shipped_file_defines_the_three_topics() -> None:
-    specs = read_topics_file(SHIPPED)
+def test_the_shipped_file_defines_its_topics() -> None:
+    specs = {spec.slug: spec for spec in read_topics_file(SHIPPED)}
 
-    assert [spec.slug for spec in specs] == [
+    assert list(specs) == [
         "election-interference",
         "russian-disinformation",
+        "kremlin-officials",
         "us-2024-election",
     ]
-    assert all(spec.query for spec in specs), "the shipped topics are written as queries"
+    # English, Russian and Ukrainian queries beside each other; the officials by name.
+    for slug in ("election-interference", "russian-disinformation"):
+        assert list(specs[slug].queries or {}) == ["en", "ru", "uk"]
+    assert specs["kremlin-officials"].names
+    assert specs["us-2024-election"].query
     assert next(iter(world_articles())) == SEED_TITLE
 
 
@@ -80,3 +85,34 @@ def test_seed_article_matches_election_interference_and_the_us_election() -> Non
 )
 def test_unrelated_stories_match_nothing(title: str) -> None:
     assert matched(title) == set()
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "expected"),
+    [
+        ("Кремль отрицает вмешательство в выборы в Молдове",
+         "Песков назвал обвинения голословными.", {"election-interference", "kremlin-officials"}),
+        ("Фабрика троллей работала на Кремль", "Комментарии оставляли из офиса в Петербурге.",
+         {"russian-disinformation"}),
+        ("Итоги недели", "Центр противодействия дезинформации нашёл сеть ботов из Москвы.",
+         {"russian-disinformation"}),
+        ("Кремль заперечує втручання у вибори", "Заяви дипломатів назвали безпідставними.",
+         {"election-interference"}),
+        ("Російська пропаганда в окупованих школах",
+         "Дітей змушують навчатися за підручниками з Москви.", {"russian-disinformation"}),
+        ("Підсумки тижня", "Центр протидії дезінформації спростував чутки про евакуацію.",
+         {"russian-disinformation"}),
+        ("Lavrov meets his Turkish counterpart", "Talks lasted two hours.", {"kremlin-officials"}),
+        ("Захарову спросили о санкциях", "Официальный представитель МИД ответила.",
+         {"kremlin-officials"}),
+        ("Погода на выходные", "Синоптики обещают мокрый снег и гололедицу.", set()),
+        ("Ціни на пальне зросли", "Вартість літра бензину піднялася на гривню.", set()),
+    ],
+)  # fmt: skip
+def test_the_russian_and_ukrainian_queries(title: str, text: str, expected: set[str]) -> None:
+    view = article_view(
+        Article(key_hash="k", feed_id=1, title=title, summary=text, content_hash=""),
+        feed_title="Example",
+        feed_url=FEED_URL,
+    )
+    assert {hit.slug for hit in shipped_matcher().match(view)} == expected

@@ -265,3 +265,28 @@ def test_the_article_page_explains_its_matches(seeded: Site) -> None:
     assert '<li class="depth-1 yes"><span aria-hidden="true">✓</span>' in response.text
     assert "<code>meddl*</code>" in response.text
     assert seeded.client.get("/articles/999999").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("detected", "declared", "shown"),
+    [
+        ("ru", "en", "Language: ru (detected); en (declared by the feed) · <strong>they differ"),
+        ("en", "en-GB", "Language: en (detected); en-GB (declared by the feed)</p>"),
+        ("", "uk", "Language: not detected (text too short) (detected); uk (declared by the feed)"),
+    ],
+)
+def test_the_article_page_shows_both_languages(
+    seeded: Site, detected: str, declared: str, shown: str
+) -> None:
+    with Session(seeded.engine) as session, session.begin():
+        article = session.exec(
+            select(Article).where(Article.title == "Meddling claims multiply (0)")
+        ).one()
+        article.detected_language, article.language = detected, declared
+        session.add(article)
+        article_id = article.id
+
+    page = seeded.client.get(f"/articles/{article_id}").text
+
+    assert shown in page
+    assert f'<h1 lang="{detected or declared}">' in page
