@@ -19,6 +19,7 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from benchmarks import (
+    channels,
     digest,
     extract,
     languages,
@@ -52,6 +53,7 @@ BENCHMARKS: dict[str, Callable[[], list[Table]]] = {
     "orphans": orphans.run,
     "extract": extract.run,
     "languages": languages.run,
+    "channels": channels.run,
 }
 
 

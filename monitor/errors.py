@@ -14,6 +14,7 @@ The tree::
      |    +-- TemporaryDeliveryError   worth retrying later (4xx, connection refused, timeout)
      |    |    +-- TransportUnavailableError  the server cannot be reached at all: stop the batch
      |    +-- PermanentDeliveryError   retrying will not help (5xx): the delivery is marked failed
+     |         +-- ChannelGoneError       a channel's endpoint says it is gone (410): disable it
      +-- NotFoundError            a feed, topic or subscriber named by the user does not exist
      +-- UsageError               a command-line value is malformed (a duration, an e-mail address)
 
@@ -21,6 +22,8 @@ Errors carry their package in the message, as in ``fetch: connection refused``.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 
 class MonitorError(Exception):
@@ -80,7 +83,12 @@ class DeliveryError(MonitorError):
 
 
 class TemporaryDeliveryError(DeliveryError):
-    """A delivery failure that a later attempt may get past."""
+    """A delivery failure that a later attempt may get past; ``retry_after`` when the other
+    side said how long to wait (a channel's 429 or 503 with Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class TransportUnavailableError(TemporaryDeliveryError):
@@ -89,6 +97,11 @@ class TransportUnavailableError(TemporaryDeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """A delivery failure that retrying will not fix."""
+
+
+class ChannelGoneError(PermanentDeliveryError):
+    """A channel's endpoint answered 410 Gone: it wants nothing more, so the channel is
+    disabled (Standard Webhooks' advice) until someone enables it again."""
 
 
 class NotFoundError(MonitorError):

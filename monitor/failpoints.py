@@ -8,6 +8,9 @@ that nothing was lost. Unset (always, in normal use), a failpoint costs one dict
 ``before-outbox-commit``  a digest's delivery and items are written but not committed
 ``before-smtp``           a delivery is committed and claimed, its message not yet sent
 ``after-smtp``            the server accepted the message; it is not yet marked sent
+``before-channel-send``   a channel delivery is committed and claimed, not yet sent
+``after-channel-send``    the channel (a webhook, an Apprise service) took the delivery; it is
+                          not yet marked sent
 """
 
 from __future__ import annotations
@@ -16,7 +19,15 @@ import os
 import signal
 
 FAILPOINT_ENV = "MONITOR_FAILPOINT"
-FAILPOINTS = frozenset({"before-outbox-commit", "before-smtp", "after-smtp"})
+FAILPOINTS = frozenset(
+    {
+        "before-outbox-commit",
+        "before-smtp",
+        "after-smtp",
+        "before-channel-send",
+        "after-channel-send",
+    }
+)
 
 
 def failpoint(name: str) -> None:

@@ -369,16 +369,65 @@ class Subscription(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class ChannelKind(StrEnum):
+    """How a channel is sent to: a signed webhook of our own, or any Apprise service."""
+
+    WEBHOOK = "webhook"
+    APPRISE = "apprise"
+
+
+class Channel(SQLModel, table=True):
+    """Somewhere besides e-mail that a subscriber's alerts go: a webhook or an Apprise URL.
+
+    A channel follows ``topic_ids`` (empty: the subscriber's own active subscriptions), only
+    the high-priority ones when ``priority`` is ``high``, on its own schedule (instant unless
+    said otherwise), so a person can keep a daily e-mail while a chat gets urgent news at once.
+    ``url`` and ``secret`` are credentials: they are never shown back, ``shown_url`` is.
+    """
+
+    __table_args__ = (UniqueConstraint("subscriber_id", "url_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    kind: ChannelKind = Field(sa_type=String(16))
+    url: str = Field(sa_type=Text)
+    # SHA-256 of the URL: the channel's identity per subscriber (URLs can be long).
+    url_hash: str = Field(max_length=64)
+    # The URL with its secrets masked, as lists and logs show it.
+    shown_url: str = Field(sa_type=Text)
+    # The webhook's signing secret (whsec_...); None for Apprise channels.
+    secret: str | None = Field(default=None, sa_type=Text)
+    name: str = Field(default="", sa_type=Text)
+    topic_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    priority: str = Field(default="", max_length=16)
+    frequency: Frequency = Field(default=Frequency.INSTANT, sa_type=String(16))
+    send_time: str = Field(default="00:00", max_length=5)
+    weekday: int = 0
+    # A template of config/templates/ to render with instead of the built-in one ("": built-in).
+    template: str = Field(default="", max_length=100)
+    # Set when the endpoint said it is gone (410) or someone disabled it: nothing is sent.
+    disabled_reason: str | None = Field(default=None, sa_type=Text)
+    # Set when the channel was removed (from subscriptions.yaml, or by unsubscribe).
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class Delivery(SQLModel, table=True):
-    """One digest e-mail to one subscriber for one period: the outbox row."""
+    """One digest to one subscriber (by e-mail, or to one of their channels) for one period:
+    the outbox row. A channel's period keys start with ``ch<id>/``, so the subscriber's
+    uniqueness per period holds for each channel too."""
 
     __table_args__ = (
         UniqueConstraint("subscriber_id", "period_key"),
+        UniqueConstraint("channel_id", "period_key"),
         Index("ix_delivery_status_next_attempt_at", "status", "next_attempt_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     subscriber_id: int = Field(foreign_key="subscriber.id")
+    # None: the subscriber's e-mail.
+    channel_id: int | None = Field(default=None, foreign_key="channel.id")
     period_key: str = Field(max_length=64)
     status: DeliveryStatus = Field(default=DeliveryStatus.PENDING, sa_type=String(16))
     message_id: str = Field(sa_type=Text)
@@ -393,13 +442,19 @@ class Delivery(SQLModel, table=True):
 
 
 class DeliveryItem(SQLModel, table=True):
-    """An article in a delivery; unique per subscriber so nobody gets an article twice."""
+    """An article in a delivery; unique per subscriber so nobody gets an article twice by
+    e-mail, and per channel so no channel gets it twice. A channel's items have no
+    subscriber (so e-mail never counts them as delivered) and a channel instead."""
 
-    __table_args__ = (UniqueConstraint("subscriber_id", "article_id"),)
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "article_id"),
+        UniqueConstraint("channel_id", "article_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     delivery_id: int = Field(foreign_key="delivery.id", index=True)
-    subscriber_id: int = Field(foreign_key="subscriber.id")
+    subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id")
+    channel_id: int | None = Field(default=None, foreign_key="channel.id")
     article_id: int = Field(foreign_key="article.id")
     topic_id: int = Field(foreign_key="topic.id")
 

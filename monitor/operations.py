@@ -20,6 +20,7 @@ from monitor.db import create_db_engine, upgrade_database
 from monitor.delivery.dispatch import (
     SendReport,
     plan_digests_now,
+    plan_due_channels,
     plan_due_digests,
     send_due_deliveries,
 )
@@ -108,6 +109,14 @@ def feed_admission(settings: Settings) -> Callable[[str], str]:
     return partial(admit_feed_url, policy=AddressPolicy.from_strings(settings.fetch.allow_networks))
 
 
+def channel_policy(settings: Settings) -> AddressPolicy:
+    """The address guard channels pass (as ``channels.allow_networks`` opens it): when one is
+    added, however, and on every connection of every send."""
+    return AddressPolicy.from_strings(
+        settings.channels.allow_networks, setting="channels.allow_networks"
+    )
+
+
 def config_paths(settings: Settings) -> list[Path]:
     """The companion files whose changes the service picks up."""
     files = settings.files
@@ -132,7 +141,9 @@ def sync_config(engine: Engine, settings: Settings, *, now: datetime) -> ConfigS
         _one_sync_at_a_time(session)
         known = {topic.slug for topic in list_topics(session)} | {t.slug for t in topics}
         subscribers = read_subscriptions_file(
-            settings.config_file(settings.files.subscriptions), topics=known
+            settings.config_file(settings.files.subscriptions),
+            topics=known,
+            channel_policy=channel_policy(settings),
         )
         interval = settings.schedule.poll_interval
         feeds = import_feeds(
@@ -441,6 +452,9 @@ async def send_digests(
         plan_due_digests(engine, settings, now=now)
     else:
         plan_digests_now(engine, settings, now=now, email=email)
+        if email is None:
+            # Channels keep their own schedule: what is due for them goes now too.
+            plan_due_channels(engine, settings, now=now)
     env = env or load_templates(settings)
     async with open_transport(settings.mail) as transport:
         return await send_due_deliveries(

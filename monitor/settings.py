@@ -208,6 +208,29 @@ class MailSettings(_Section):
         return self.transport == "smtp" or (self.transport == "auto" and bool(self.smtp_host))
 
 
+class ChannelsSettings(_Section):
+    """Webhooks and Apprise channels: their limits, retries and the networks they may reach."""
+
+    # The whole exchange with a channel, connecting to the last byte of the answer.
+    timeout: Duration = timedelta(seconds=15)
+    # At most this much of an answer is read (its start is recorded when a send fails).
+    max_response_bytes: int = Field(default=65_536, gt=0)
+    # Networks (CIDR) a channel may post to besides the public Internet: an intranet chat.
+    allow_networks: Annotated[
+        list[Annotated[str, AfterValidator(_network)]], NoDecode, BeforeValidator(_list_field)
+    ] = []
+    retry_backoff: Duration = timedelta(minutes=1)
+    max_retry_backoff: Duration = timedelta(hours=6)
+    # The longest wait a channel's Retry-After (on 429 and 503) can impose.
+    max_retry_after: Duration = timedelta(hours=6)
+    # A delivery still failing this long after it was planned is marked failed for good.
+    give_up_after: Duration = timedelta(days=3)
+    # Channels sent to at once; each channel's own deliveries go one after another.
+    concurrency: int = Field(default=8, gt=0)
+    # Stories a chat message lists; the rest are counted and linked to the digest's page.
+    max_stories: int = Field(default=10, gt=0)
+
+
 class DigestSettings(_Section):
     """What goes into a digest."""
 
@@ -332,6 +355,7 @@ class Settings(BaseSettings):
     pages: PagesSettings = PagesSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     mail: MailSettings = MailSettings()
+    channels: ChannelsSettings = ChannelsSettings()
     digest: DigestSettings = DigestSettings()
     topics: TopicsSettings = TopicsSettings()
     web: WebSettings = WebSettings()

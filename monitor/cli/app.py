@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlmodel import Session
 
+from monitor.cli.channels import channels_app
 from monitor.cli.common import console, prepare, say, settings_of, show, tell, user_errors
 from monitor.cli.deliveries import deliveries_app
 from monitor.cli.feeds import feeds_app
@@ -63,6 +64,7 @@ app.add_typer(articles_app, name="articles")
 app.add_typer(digest_app, name="digest")
 app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(deliveries_app, name="deliveries")
+app.add_typer(channels_app, name="channels")
 app.add_typer(users_app, name="users")
 
 
@@ -120,6 +122,16 @@ def init(ctx: typer.Context) -> None:
     )
     for kept in subs.kept_unsubscribed:
         tell("kept unsubscribed:", "yellow", kept)
+    channels = subs.channels
+    if channels.added or channels.changed or channels.ended:
+        say(
+            f"channels  {len(channels.added)} added, {len(channels.changed)} changed, "
+            f"{len(channels.ended)} ended"
+        )
+    for kept in channels.kept_disabled:
+        tell("kept disabled:", "yellow", f"{kept} (`monitor channels enable` starts it again)")
+    for made in channels.secrets_made:
+        tell("signing secret made:", "yellow", made)
     say(f"mail      {_mail_route(settings)}")
 
 
@@ -329,11 +341,13 @@ def digest_send(
     report = asyncio.run(send_digests(engine, settings, scheduled=False, email=email))
     for address in report.sent:
         say(f"sent to {address} via {_mail_route(settings)}")
+    for line in report.sent_channels:
+        say(f"sent to {line}")
     for line in report.retrying:
         tell("will retry", "yellow", line)
     for line in report.failed:
         tell("failed", "red", line)
-    if not (report.sent or report.retrying or report.failed):
+    if not (report.sent or report.sent_channels or report.retrying or report.failed):
         say("nothing new to send")
     for line in report.waiting:
         tell("waiting", "yellow", line)

@@ -10,7 +10,8 @@ from rich.table import Table
 from sqlmodel import Session
 
 from monitor.cli.common import prepare, say, show, user_errors
-from monitor.delivery.dispatch import list_deliveries
+from monitor.delivery.digest import channel_period
+from monitor.delivery.dispatch import channel_labels, list_deliveries
 from monitor.models import Delivery, DeliveryStatus, utcnow
 
 deliveries_app = typer.Typer(
@@ -41,6 +42,9 @@ def deliveries_list(
         bool, typer.Option("--pending", help="Only deliveries waiting to be sent or retried.")
     ] = False,
     limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 50,
+    channel: Annotated[
+        int | None, typer.Option("--channel", help="Only this channel's (see `channels list`).")
+    ] = None,
 ) -> None:
     """List the newest deliveries: status, attempts, next attempt and the server's last answer."""
     statuses = [s for s, wanted in ((DeliveryStatus.FAILED, failed),
@@ -48,9 +52,11 @@ def deliveries_list(
     engine = prepare(ctx)
     now = utcnow()
     with Session(engine) as session:
-        rows = list_deliveries(session, statuses=statuses, limit=limit)
+        rows = list_deliveries(session, statuses=statuses, limit=limit, channel_id=channel)
+        labels = channel_labels(session, [delivery for delivery, _ in rows])
     table = Table(show_header=True)
-    columns = ("id", "subscriber", "period", "status", "attempts", "next attempt", "leased to")
+    columns = ("id", "subscriber", "to", "period", "status", "attempts", "next attempt",
+               "leased to")  # fmt: skip
     for column in columns:
         table.add_column(column, overflow="fold")
     table.add_column("last error", overflow="fold")
@@ -58,7 +64,8 @@ def deliveries_list(
         table.add_row(
             str(delivery.id),
             email,
-            delivery.period_key,
+            labels.get(delivery.channel_id, "") if delivery.channel_id else "e-mail",
+            channel_period(delivery.period_key),
             str(delivery.status),
             str(delivery.attempts),
             # Only a pending delivery has a next attempt; for the others it is history.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections import defaultdict
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from monitor.db import dialect_insert
 from monitor.delivery.subscriptions import DueGroup, _stream_pattern
 from monitor.models import (
     Article,
+    Channel,
     Delivery,
     DeliveryItem,
     DeliveryStatus,
@@ -38,6 +40,12 @@ MAX_TITLE_CHARS = 300
 def new_message_id(domain: str) -> str:
     """A Message-ID fixed when the delivery is planned, so a resend carries the same one."""
     return f"<digest.{secrets.token_hex(12)}@{domain or 'monitor.localhost'}>"
+
+
+def new_idempotency_key() -> str:
+    """A channel delivery's idempotency key (its Message-ID, so to speak), fixed when it is
+    planned: every attempt sends it in the payload and the ``webhook-id`` header."""
+    return f"msg_{secrets.token_hex(12)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +70,7 @@ def candidate_items(session: Session, group: DueGroup) -> list[tuple[int, int]]:
     edit brings the story back; a rewritten update reads differently and is a story of its own.
     Copies within this one digest all stay: the digest shows them together, as one story.
     """
-    delivered = select(DeliveryItem.article_id).where(
-        DeliveryItem.subscriber_id == group.subscriber_id
-    )
+    delivered = select(DeliveryItem.article_id).where(_delivered_to(group))
     rows = session.exec(
         select(Match.article_id, Match.topic_id, Match.score)
         .join(Article, col(Article.id) == Match.article_id)
@@ -96,6 +102,13 @@ def topic_rank(priority: str, score: float, slug: str) -> tuple[int, float, str]
     return (0 if priority == TopicPriority.HIGH else 1, -score, slug)
 
 
+def _delivered_to(group: DueGroup) -> ColumnElement[bool]:
+    """Items the group's recipient was given: the subscriber's by e-mail, or the channel's."""
+    if group.channel_id is not None:
+        return col(DeliveryItem.channel_id) == group.channel_id
+    return col(DeliveryItem.subscriber_id) == group.subscriber_id
+
+
 def _story_delivered(group: DueGroup) -> ColumnElement[bool]:
     """Whether the candidate article's story is in an earlier delivery of the group's stream.
 
@@ -108,7 +121,7 @@ def _story_delivered(group: DueGroup) -> ColumnElement[bool]:
         .join(member, col(member.id) == DeliveryItem.article_id)
         .join(Delivery, col(Delivery.id) == DeliveryItem.delivery_id)
         .where(
-            DeliveryItem.subscriber_id == group.subscriber_id,
+            _delivered_to(group),
             col(member.story_id) == col(Article.story_id),
             col(Delivery.period_key).like(_stream_pattern(group.period_key)),
         )
@@ -136,9 +149,14 @@ def plan_delivery(
         dialect_insert(session, Delivery)
         .values(
             subscriber_id=group.subscriber_id,
+            channel_id=group.channel_id,
             period_key=group.period_key,
             status=DeliveryStatus.PENDING,
-            message_id=new_message_id(message_domain),
+            message_id=(
+                new_idempotency_key()
+                if group.channel_id is not None
+                else new_message_id(message_domain)
+            ),
             attempts=0,
             next_attempt_at=now,
             created_at=now,
@@ -152,10 +170,13 @@ def plan_delivery(
         pairs = candidate_items(session, group)
     count = 0
     if pairs:
+        # A channel's items are the channel's alone: e-mail does not count them as delivered.
+        channel = group.channel_id is not None
         rows = [
             {
                 "delivery_id": inserted,
-                "subscriber_id": group.subscriber_id,
+                "subscriber_id": None if channel else group.subscriber_id,
+                "channel_id": group.channel_id,
                 "article_id": article_id,
                 "topic_id": topic_id,
             }
@@ -165,7 +186,9 @@ def plan_delivery(
             session.execute(
                 dialect_insert(session, DeliveryItem)
                 .values(rows)
-                .on_conflict_do_nothing(index_elements=["subscriber_id", "article_id"])
+                .on_conflict_do_nothing(
+                    index_elements=["channel_id" if channel else "subscriber_id", "article_id"]
+                )
                 .returning(col(DeliveryItem.id))
             ).all()
         )
@@ -205,6 +228,7 @@ class DigestArticle:
     also: tuple[AlsoCarried, ...] = ()
     # The article's language: detected from its text, else its feed's ("" when neither).
     language: str = ""
+    story_id: int | None = None
 
     @property
     def title_segments(self) -> list[tuple[str, bool]]:
@@ -244,6 +268,7 @@ class DigestSection:
     articles: list[DigestArticle] = field(default_factory=list)
     more: int = 0
     more_articles: int = 0
+    priority: str = TopicPriority.NORMAL
 
     @property
     def stories(self) -> int:
@@ -276,6 +301,20 @@ class Digest:
     def total(self) -> int:
         """How many stories the digest covers, shown or not (a story lists its copies once)."""
         return sum(len(s.articles) + s.more for s in self.sections)
+
+
+CHANNEL_PERIOD = re.compile(r"^ch(\d+)/")
+
+
+def channel_period_key(channel_id: int, period_key: str) -> str:
+    """A channel's own period key: ``ch3/daily:2024-09-09@08:00``. Prefixed, a channel's
+    periods are never a subscriber's e-mail periods, and each channel's are its own."""
+    return f"ch{channel_id}/{period_key}"
+
+
+def channel_period(period_key: str) -> str:
+    """The period of a channel's key without its channel (``daily:...``); others unchanged."""
+    return CHANNEL_PERIOD.sub("", period_key, count=1)
 
 
 def frequency_of(period_key: str) -> str:
@@ -323,7 +362,9 @@ def load_digest(
     shown = 0
     for story in order_stories([_Item(*row) for row in rows]):
         topic = story.topic
-        section = sections.setdefault(topic.id or 0, DigestSection(topic.slug, topic.name))
+        section = sections.setdefault(
+            topic.id or 0, DigestSection(topic.slug, topic.name, priority=topic.priority)
+        )
         if shown >= max_articles:
             section.more += 1
             section.more_articles += story.articles
@@ -335,7 +376,7 @@ def load_digest(
             replace(shown_article, also=tuple(AlsoCarried(o, u) for _f, o, u in also))
         )
         shown += 1
-    frequency = frequency_of(delivery.period_key)
+    frequency = frequency_of(channel_period(delivery.period_key))
     subscriptions = _subscriptions_of(session, subscriber.id or 0, frequency)
     return Digest(
         delivery_id=delivery_id,
@@ -348,7 +389,8 @@ def load_digest(
         subscriber_id=subscriber.id or 0,
         topic_ids=tuple(sorted({s.topic_id for s in subscriptions} | set(sections))),
         frequency=frequency,
-        since=_previous_digest_time(session, delivery, frequency) or _started(subscriptions),
+        since=_previous_digest_time(session, delivery, frequency)
+        or _started(subscriptions, session, delivery),
         articles=len(rows),
     )
 
@@ -454,17 +496,29 @@ def _subscriptions_of(session: Session, subscriber_id: int, frequency: str) -> l
 
 
 def _previous_digest_time(session: Session, delivery: Delivery, frequency: str) -> datetime | None:
-    """When the same stream (same frequency) last planned a digest for this subscriber."""
+    """When the same stream (same frequency, same channel or e-mail) last planned a digest
+    for this subscriber."""
     statement = select(func.max(Delivery.created_at)).where(
         Delivery.subscriber_id == delivery.subscriber_id,
         col(Delivery.created_at) < delivery.created_at,
     )
-    if frequency:
-        statement = statement.where(col(Delivery.period_key).startswith(f"{frequency}:"))
+    prefix = f"{frequency}:" if frequency else ""
+    if delivery.channel_id is not None:
+        statement = statement.where(Delivery.channel_id == delivery.channel_id)
+        prefix = channel_period_key(delivery.channel_id, prefix)
+    else:
+        statement = statement.where(col(Delivery.channel_id).is_(None))
+    if prefix:
+        statement = statement.where(col(Delivery.period_key).startswith(prefix))
     return session.exec(statement).first()
 
 
-def _started(subscriptions: list[Subscription]) -> datetime | None:
+def _started(
+    subscriptions: list[Subscription], session: Session, delivery: Delivery
+) -> datetime | None:
+    if delivery.channel_id is not None:
+        channel = session.get(Channel, delivery.channel_id)
+        return channel.created_at if channel is not None else None
     return min((s.created_at for s in subscriptions), default=None)
 
 
@@ -488,4 +542,5 @@ def _digest_article(
         ),
         excerpt_highlights=tuple((s, e) for s, e in match.snippet_spans) if match.snippet else (),
         language=article.detected_language or article.language,
+        story_id=article.story_id,
     )

@@ -99,9 +99,13 @@ def build_environment(override_dir: Path | None = None) -> Environment:
 
 
 def load_templates(settings: Settings) -> Environment:
-    """The configured templates, checked: a broken one is a ConfigError naming file and line."""
+    """The configured templates, checked: a broken one is a ConfigError naming file and line
+    (the channels' chat templates too)."""
+    from monitor.delivery.channels.compose import check_channel_templates  # it imports this
+
     env = build_environment(settings.config_file(settings.files.templates))
     check_templates(env)
+    check_channel_templates(env)
     return env
 
 

@@ -3,10 +3,11 @@ subscribe and unsubscribe, and which periods are due (instant, hourly, daily, we
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,13 +26,20 @@ from pydantic import (
 from sqlmodel import Session, col, func, select
 
 from monitor.configfile import read_yaml_config
+from monitor.delivery.channels.store import ChannelSync, ChannelWanted, sync_channels
+from monitor.delivery.channels.targets import check_channel_url, check_secret
 from monitor.errors import UsageError
-from monitor.models import Delivery, Frequency, Subscriber, Subscription, Topic
+from monitor.models import Delivery, Frequency, Subscriber, Subscription, Topic, TopicPriority
+from monitor.sources.guard import AddressPolicy
 
 _EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+$")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 # Validation context key: addresses seen so far in one file, so a repeat is reported at its line.
 _SEEN_EMAILS = "seen_emails"
+# Validation context key: the address policy channel URLs are checked against.
+CHANNEL_POLICY = "channel_policy"
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 
 
 def check_email(address: str) -> str:
@@ -225,6 +233,78 @@ class TopicEntry(_ScheduleKeys):
     topic: Annotated[str, AfterValidator(_known_topic)]
 
 
+def expand_environment(value: str) -> str:
+    """``value`` with each ``${NAME}`` replaced by that environment variable, so a file can
+    name a credential without holding it."""
+
+    def variable(found: re.Match[str]) -> str:
+        name = found.group(1)
+        if name not in os.environ:
+            raise ValueError(f"environment variable {name} is not set")
+        return os.environ[name]
+
+    return _ENV_REFERENCE.sub(variable, value)
+
+
+def check_template_name(name: str) -> str:
+    """``name`` if it can name a template of config/templates/ (letters, digits, - and _)."""
+    if name and not _TEMPLATE_NAME.match(name):
+        raise UsageError(f"not a template name: {name!r} (letters, digits, - and _)")
+    return name
+
+
+class ChannelSpec(_ScheduleKeys):
+    """One of a subscriber's ``channels``: a webhook or Apprise URL, what it follows, when.
+
+    Without ``topics`` it follows the subscriber's topics; ``priority: high`` keeps only the
+    high-priority ones; without a schedule it is instant. ``url`` and ``secret`` may name
+    environment variables as ``${NAME}``.
+    """
+
+    url: str
+    name: str = ""
+    secret: str | None = None
+    topics: list[Annotated[str, AfterValidator(_known_topic)]] = Field(default_factory=list)
+    priority: TopicPriority | None = None
+    template: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str, info: ValidationInfo) -> str:
+        url = expand_environment(value)
+        policy = (info.context or {}).get(CHANNEL_POLICY)
+        try:
+            check_channel_url(url, policy)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+        return url
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        return None if value is None else _as_value_error(check_secret, expand_environment(value))
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        return _as_value_error(check_template_name, value)
+
+    def wanted(self, topic_ids: dict[str, int]) -> ChannelWanted:
+        """The channel this entry asks for, its topics as ids."""
+        schedule = self.own_schedule() or make_schedule(Frequency.INSTANT)
+        return ChannelWanted(
+            target=check_channel_url(self.url, None),
+            name=self.name,
+            secret=self.secret,
+            topic_ids=tuple(sorted({topic_ids[s] for s in self.topics if s in topic_ids})),
+            priority="high" if self.priority == TopicPriority.HIGH else "",
+            frequency=schedule.frequency,
+            send_time=schedule.send_time,
+            weekday=schedule.weekday,
+            template=self.template,
+        )
+
+
 def _entry(value: Any, info: ValidationInfo) -> Any:
     # A bare slug is the short form of {topic: slug}; checked here, it is blamed as itself.
     return {"topic": _known_topic(value, info)} if isinstance(value, str) else value
@@ -237,8 +317,25 @@ class SubscriberSpec(_ScheduleKeys):
     name: str = ""
     timezone: str = "UTC"
     notify_empty: bool = False
+    # Webhooks and Apprise URLs beside e-mail (a team may have channels and no e-mail topics).
+    # Validated before ``topics``, which may be empty only beside a channel.
+    channels: list[ChannelSpec] = Field(default_factory=list)
     # Checked one by one, so an unknown topic is reported at its own line.
-    topics: list[Annotated[TopicEntry, BeforeValidator(_entry)]] = Field(min_length=1)
+    topics: list[Annotated[TopicEntry, BeforeValidator(_entry)]] = Field(default_factory=list)
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: list[ChannelSpec]) -> list[ChannelSpec]:
+        urls = [c.url for c in value]
+        if len(set(urls)) != len(urls):
+            raise ValueError("a channel URL is listed twice for this subscriber")
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_send(self) -> SubscriberSpec:
+        if not self.topics and not self.channels:
+            raise ValueError("give at least one topic (or a channel)")
+        return self
 
     @field_validator("email")
     @classmethod
@@ -259,7 +356,10 @@ class SubscriberSpec(_ScheduleKeys):
 
     @field_validator("topics")
     @classmethod
-    def _topics(cls, value: list[TopicEntry]) -> list[TopicEntry]:
+    def _topics(cls, value: list[TopicEntry], info: ValidationInfo) -> list[TopicEntry]:
+        if not value and not info.data.get("channels"):
+            # Reported at the key, as the file's reader looks for it there.
+            raise ValueError("give at least one topic (or a channel)")
         unique: dict[str, TopicEntry] = {}
         for entry in value:
             if unique.setdefault(entry.topic, entry) != entry:
@@ -284,11 +384,14 @@ class SubscriptionsFile(BaseModel):
     subscribers: list[SubscriberSpec] = Field(default_factory=list)
 
 
-def read_subscriptions_file(path: Path, *, topics: set[str]) -> list[SubscriberSpec]:
-    """The subscribers defined in ``path``, checked against the known topic slugs."""
+def read_subscriptions_file(
+    path: Path, *, topics: set[str], channel_policy: AddressPolicy | None = None
+) -> list[SubscriberSpec]:
+    """The subscribers defined in ``path``, checked against the known topic slugs (and their
+    channel URLs against ``channel_policy``, the address guard's)."""
     if not path.exists():
         return []
-    context = {"topics": topics, _SEEN_EMAILS: set()}
+    context = {"topics": topics, _SEEN_EMAILS: set(), CHANNEL_POLICY: channel_policy}
     return read_yaml_config(path, SubscriptionsFile, context=context).subscribers
 
 
@@ -302,6 +405,7 @@ class SubscriptionSync:
     subscriptions_removed: int
     subscriptions_changed: int = 0
     kept_unsubscribed: tuple[str, ...] = ()
+    channels: ChannelSync = field(default_factory=ChannelSync)
 
 
 def sync_subscriptions(
@@ -315,6 +419,7 @@ def sync_subscriptions(
     topic_ids = {topic.slug: topic.id or 0 for topic in session.exec(select(Topic))}
     subscribers_added = added = removed = changed = 0
     kept: list[str] = []
+    channel_sync = ChannelSync()
     for spec in specs:
         subscriber = get_subscriber(session, spec.email)
         if subscriber is None:
@@ -347,8 +452,12 @@ def sync_subscriptions(
             wanted[topic_id].apply(sub)
             session.add(sub)
             added += 1
+        channels = [entry.wanted(topic_ids) for entry in spec.channels]
+        sync_channels(session, subscriber, channels, now=now, outcome=channel_sync)
     session.flush()
-    return SubscriptionSync(subscribers_added, added, removed, changed, tuple(kept))
+    return SubscriptionSync(
+        subscribers_added, added, removed, changed, tuple(kept), channels=channel_sync
+    )
 
 
 # --- who is due ----------------------------------------------------------------------------------
@@ -369,6 +478,8 @@ class DueGroup:
     since: datetime
     notify_empty: bool = False
     record_empty: bool = True
+    # The channel the group goes to; None: the subscriber's e-mail.
+    channel_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,11 +81,15 @@ class AddressPolicy:
     """Public addresses only, except the networks of ``allow`` (tests, intranet feeds)."""
 
     allow: tuple[IPNetwork, ...] = ()
+    # The setting that opens networks, named in refusals.
+    setting: str = "fetch.allow_networks"
 
     @classmethod
-    def from_strings(cls, allow: Iterable[str]) -> AddressPolicy:
+    def from_strings(
+        cls, allow: Iterable[str], *, setting: str = "fetch.allow_networks"
+    ) -> AddressPolicy:
         """A policy allowing these CIDR networks besides the public Internet."""
-        return cls(parse_networks(allow))
+        return cls(parse_networks(allow), setting)
 
     def check(self, host: str, address: str) -> None:
         """Raise AddressRefusedError unless connecting to ``address`` (for ``host``) is allowed."""
@@ -96,7 +100,7 @@ class AddressPolicy:
         if reason is not None:
             shown = address if _literal(host) else f"{host} (resolved to {address})"
             raise AddressRefusedError(
-                host, f"connection to {shown} refused: {reason} (see fetch.allow_networks)"
+                host, f"connection to {shown} refused: {reason} (see {self.setting})"
             )
 
 

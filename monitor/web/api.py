@@ -11,6 +11,7 @@ monitor raises on purpose into one.
 import hmac
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
@@ -25,6 +26,7 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from monitor.delivery.render import load_templates
 from monitor.delivery.subscriptions import (
     check_email,
     check_timezone,
@@ -59,6 +61,7 @@ from monitor.topics.catalog import apply_changes, check_query, create_topic, get
 from monitor.topics.query import QuerySyntaxError, parse_query
 from monitor.topics.tagging import backtest
 from monitor.untrusted import strip_controls, web_url
+from monitor.web.channels_api import channels_router
 from monitor.web.pages import signed_in
 from monitor.web.selfservice import schedule_from
 
@@ -940,6 +943,20 @@ def api_router(
                 generated_at=report.generated_at,
                 payload=report.payload,
             )
+
+    # --- channels (their own module) ---
+
+    router.include_router(
+        channels_router(
+            settings,
+            engine,
+            partial(load_templates, settings),
+            require_token,
+            clock=clock,
+            resolve=resolve,
+            route_class=JSONErrorRoute,
+        )
+    )
 
     return router
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, func, not_
 from sqlmodel import Session, col, select
 
+from monitor.delivery.channels.store import list_channels
 from monitor.delivery.subscriptions import (
     check_email,
     check_send_time,
@@ -77,6 +78,7 @@ from monitor.web.auth import (
     session_user,
     start_session,
 )
+from monitor.web.channel_pages import channel_routes
 from monitor.web.csrf import FIELD, HEADER, csrf_token, csrf_valid
 
 COOKIE = "monitor_session"
@@ -792,12 +794,18 @@ def _subscriber_routes(web: WebPages) -> APIRouter:
         with Session(web.engine) as session:
             rows = list_subscriptions(session)
             topics = list_topics(session)
+            context.setdefault("channels", list_channels(session))
         context.setdefault("form", {"email": "", "name": "", "timezone": "UTC",
                                     "frequency": "daily", "send_time": "08:00", "weekday": 0,
                                     "topics": []})  # fmt: skip
+        context.setdefault("channel_form", {"email": "", "name": "", "priority": "any",
+                                            "frequency": "instant", "send_time": "08:00",
+                                            "weekday": 0, "topics": []})  # fmt: skip
         return web.render(request, visit, "subscribers.html", status, subscriptions=rows,
                           topics=topics, weekdays=WEEKDAYS, frequencies=list(Frequency),
                           **context)  # fmt: skip
+
+    router.include_router(channel_routes(web, page, Depends(checked_visit)))
 
     @router.get("/subscribers", response_class=HTMLResponse)
     def subscribers(request: Request, visit: AdminVisit) -> Response:

@@ -48,6 +48,10 @@ OPERATIONS = [
     ("GET", "/api/articles/{article_id}"),
     ("GET", "/api/reports"),
     ("GET", "/api/reports/{day}"),
+    ("GET", "/api/channels"),
+    ("POST", "/api/channels"),
+    ("DELETE", "/api/channels/{channel_id}"),
+    ("POST", "/api/channels/{channel_id}/test"),
 ]
 HYPOTHESIS = settings(
     max_examples=60,
