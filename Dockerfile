@@ -12,7 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # Only the files the build needs are copied, so editing config/ does not reinstall anything.
 COPY pyproject.toml README.md /tmp/monitor-src/
 COPY monitor /tmp/monitor-src/monitor
-RUN pip install /tmp/monitor-src && rm -rf /tmp/monitor-src
+# pip first: older resolvers crash on the two spellings of lxml's html_clean extra in the deps.
+RUN pip install --upgrade pip && pip install /tmp/monitor-src && rm -rf /tmp/monitor-src
 
 # Run as an unprivileged user; a numeric UID lets orchestrators verify "not root".
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin monitor

@@ -81,10 +81,11 @@ def plain_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     python = getattr(sys, "_base_executable", sys.executable)
     _run([python, "-m", "venv", str(venv)], cwd=base, timeout=120)
     # Only the MONITOR_* variables are cleared: pip keeps its own configuration (index, cache).
-    _run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(source)],
-        cwd=base, timeout=900,
-    )  # fmt: skip
+    # As the Dockerfile does, pip is brought up to date first: older resolvers (pip 23) crash on
+    # the two spellings of lxml's html_clean extra that trafilatura and justext ask for.
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    _run([*pip, "--upgrade", "pip"], cwd=base, timeout=300)
+    _run([*pip, str(source)], cwd=base, timeout=900)
     return venv / "bin"
 
 

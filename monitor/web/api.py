@@ -587,7 +587,12 @@ def api_router(
         with Session(engine) as session:
             return [feed_out(feed) for feed in list_feeds(session)]
 
-    @router.post("/feeds", response_model=FeedAdded, status_code=201)
+    @router.post(
+        "/feeds",
+        response_model=FeedAdded,
+        status_code=201,
+        responses={200: {"model": FeedAdded, "description": "The URL was a feed already: kept."}},
+    )
     def post_feed(body: FeedIn, _: Admin, response: Response) -> FeedAdded:
         """Add a feed, polled on the next tick; an existing URL is kept (200)."""
         try:

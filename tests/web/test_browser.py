@@ -142,7 +142,7 @@ def test_the_web_ui_in_chromium(
     result = p.locator("#import-result")
     expect(result).to_contain_text("Imported: 2 added, 0 already there, 1 refused.")
     expect(result).to_contain_text("169.254.169.254 refused: a link-local address")
-    expect(p.get_by_text("Berlin Wire")).to_be_visible()
+    expect(p.get_by_text("Berlin Wire", exact=True)).to_be_visible()
     shoot(p, "feeds")
     with Session(engine) as session:
         urls = sorted(f.url for f in session.exec(select(Feed)))
