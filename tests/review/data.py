@@ -41,7 +41,10 @@ def seed_inbox(engine: Engine, *, extra: int = 0) -> Inbox:
     """Store the inbox (and ``extra`` more single-article stories of DAY, for paging)."""
     with Session(engine) as session, session.begin():
         topic = add_topic(session, "votes", "election")
+        first_feed = Feed(url="https://news.example.com/feed.xml", title="Example News")
         other_feed = Feed(url="https://zeitung.example.de/feed.xml", title="Zeitung")
+        session.add(first_feed)
+        session.flush()
         session.add(other_feed)
         session.flush()
         base = datetime(2024, 9, 8, 6, 0, tzinfo=UTC)
@@ -77,6 +80,5 @@ def seed_inbox(engine: Engine, *, extra: int = 0) -> Inbox:
         before = add_article(session, "Election eve", seen=base - timedelta(days=1))
         before.detected_language = "en"
         match(session, before, topic)
-        first_feed = before.feed_id
         return Inbox(topic.id or 0, topic.slug, ids, backlog_id, before.id or 0,
-                     (first_feed, other_feed.id or 0), languages)  # fmt: skip
+                     (first_feed.id or 0, other_feed.id or 0), languages)  # fmt: skip
