@@ -7,11 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session, delete
+from sqlmodel import Session, col, delete
 
 from monitor.models import Match
 from tests.review.data import HOSTILE, Inbox, seed_inbox
@@ -26,7 +27,7 @@ def inbox(engine: Engine) -> Inbox:
     return seed_inbox(engine)
 
 
-def change(site: Site, data: dict[str, object]) -> Any:
+def change(site: Site, data: Mapping[str, object]) -> Any:
     """POST a review form with the session's CSRF token; the answer, redirects not followed."""
     form = {"csrf_token": site.csrf(LIST), **data}
     return site.client.post("/inbox/review", data=form, follow_redirects=False)
@@ -143,7 +144,7 @@ def test_a_match_gone_is_shown_as_no_longer_matching(
     first = inbox.day_ids[0]
     change(site, {"topic": "votes", "set": f"flagged:{first}"})
     with Session(engine) as session, session.begin():
-        session.exec(delete(Match).where(Match.article_id == first))  # type: ignore[call-overload]
+        session.exec(delete(Match).where(col(Match.article_id) == first))
     html = site.client.get(LIST).text
     assert state_of(html, first) == "flagged"
     item = html[html.index(f'id="item-{first}"') :].split("</li>")[0]
