@@ -86,7 +86,7 @@ def inbox_routes(web: WebPages) -> APIRouter:
         day: date | None = None,
         start: Annotated[date | None, Query(alias="from")] = None,
         end: Annotated[date | None, Query(alias="to")] = None,
-        feed: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+        feed: Annotated[str, Query(max_length=12)] = "",  # "" from the form: any feed
         language: Annotated[str, Query(max_length=35)] = "",
         state: Annotated[list[ReviewState] | None, Query()] = None,
         cursor: Annotated[str | None, Query(max_length=40)] = None,
@@ -97,6 +97,7 @@ def inbox_routes(web: WebPages) -> APIRouter:
         try:
             first, last = day_range(day, start, end, today)
             lang = check_language(language) if language else None
+            feed_id = _feed_id(feed)
         except UsageError as exc:
             return _error(web, request, visit, str(exc))
         if not topic:
@@ -107,7 +108,7 @@ def inbox_routes(web: WebPages) -> APIRouter:
                 return web.render(request, visit, "error.html", 404, title="No such topic",
                                   message=f"There is no topic {topic!r}.")  # fmt: skip
             spec = InboxFilter(found.id or 0, first, last, web.settings.reports.timezone,
-                               feed, lang, tuple(state or ()))  # fmt: skip
+                               feed_id, lang, tuple(state or ()))  # fmt: skip
             if format != "html":
                 return export(request, visit, session, spec, found, format)
             try:
@@ -216,6 +217,15 @@ def _change(form: Any) -> tuple[str, list[int], ReviewState | None, str | None]:
     if not picked:
         raise UsageError("review: select at least one article (the x key, or its checkbox)")
     return slug, [int(v) for v in picked], ReviewState(bulk), None
+
+
+def _feed_id(value: str) -> int | None:
+    """The feed filter's id; None for any feed."""
+    if not value.strip():
+        return None
+    if not value.strip().isdigit() or not 0 < int(value) < 2**31:
+        raise UsageError(f"inbox: not a feed id: {value[:12]!r}")
+    return int(value)
 
 
 def _is_inbox(target: str) -> bool:
