@@ -191,8 +191,9 @@ def inbox_routes(web: WebPages) -> APIRouter:
                 return web.render(request, visit, "error.html", 404, title="Not found",
                                   message="No such topic or article.")  # fmt: skip
             events = review_history(session, topic_id=found.id or 0, article_id=article_id)
+        day = local_day(article.first_seen_at, zone())
         return web.render(request, visit, "inbox_history.html", topic=found, article=article,
-                          events=events)  # fmt: skip
+                          events=events, day=day)  # fmt: skip
 
     return router
 

@@ -1,6 +1,6 @@
 """The alerts inbox in a real browser (Playwright driving Debian's Chromium): mark an article
 reviewed with the keyboard, flag a selection in bulk, filter by language and date, page to the
-end, export CSV and read it back. No console errors (the CSP would report a blocked script or
+end, export CSV and read it back, open an article. No console errors (the CSP would report a blocked script or
 style there). Screenshots land in ``tests/artifacts/web-inbox-*.png``."""
 
 from __future__ import annotations
@@ -163,6 +163,12 @@ def test_the_inbox_in_chromium(
     # The browser's own request for /favicon.ico is the one 404 allowed.
     assert [url for url in failed if not url.endswith("/favicon.ico")] == []
     assert [m for m in problems if "404 (Not Found)" not in m] == []
+
+    # o opens the current article.
+    p.goto(f"{base}/inbox/votes/{DAY}")
+    p.keyboard.press("j")
+    p.keyboard.press("o")
+    expect(p).to_have_url(f"{base}/articles/{ids[0]}")
 
 
 def has_class(name: str) -> re.Pattern[str]:

@@ -1,5 +1,5 @@
 // The alerts inbox's keyboard, as feed readers have it: j/k move, r/f/d set the current
-// article's state (then move on), x selects it for the bulk buttons. Progressive enhancement
+// article's state (then move on), x selects it for the bulk buttons, o (or Enter) opens it. Progressive enhancement
 // only: every action is also a form button that works without this file.
 "use strict";
 (function () {
@@ -73,6 +73,10 @@
       if (!(target.type === "checkbox")) return; // typing a note or a filter is not a shortcut
     }
     if (event.key === "j") { move(current + 1); event.preventDefault(); }
+    else if ((event.key === "o" || event.key === "Enter") && current >= 0 && target === document.body) {
+      const link = items[current].querySelector("a.title");
+      if (link) { event.preventDefault(); window.location.assign(link.href); }
+    }
     else if (event.key === "k") { move(current - 1); event.preventDefault(); }
     else if (event.key === "x" && current >= 0) {
       const box = items[current].querySelector("input[type=checkbox]");
