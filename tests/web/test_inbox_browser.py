@@ -1,7 +1,7 @@
 """The alerts inbox in a real browser (Playwright driving Debian's Chromium): mark an article
 reviewed with the keyboard, flag a selection in bulk, filter by language and date, page to the
-end, export CSV and read it back, open an article. No console errors (the CSP would report a blocked script or
-style there). Screenshots land in ``tests/artifacts/web-inbox-*.png``."""
+end, export CSV and read it back, open an article. No console errors (the CSP would report a
+blocked script or style there). Screenshots land in ``tests/artifacts/web-inbox-*.png``."""
 
 from __future__ import annotations
 
