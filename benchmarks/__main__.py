@@ -27,6 +27,7 @@ from benchmarks import (
     orphans,
     parse,
     poll,
+    review,
     store,
     stories,
     workers,
@@ -54,6 +55,7 @@ BENCHMARKS: dict[str, Callable[[], list[Table]]] = {
     "extract": extract.run,
     "languages": languages.run,
     "channels": channels.run,
+    "review": review.run,
 }
 
 

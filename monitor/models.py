@@ -520,3 +520,47 @@ class LoginAttempt(SQLModel, table=True):
     username: str = Field(max_length=150, index=True)
     address: str = Field(max_length=64, index=True)
     attempted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
+class ReviewState(StrEnum):
+    """Where a reviewer left a matched article: new (nobody has looked), reviewed, flagged
+    (needs someone's attention), dismissed (not relevant)."""
+
+    NEW = "new"
+    REVIEWED = "reviewed"
+    FLAGGED = "flagged"
+    DISMISSED = "dismissed"
+
+
+class Review(SQLModel, table=True):
+    """A reviewer's verdict on an article for one topic: its state, note, who and when.
+
+    Keyed by (article, topic), not by the match: a retag that drops the match keeps the row,
+    and the inbox shows the article as "no longer matches" with its history. No row: ``new``.
+    """
+
+    article_id: int = Field(foreign_key="article.id", primary_key=True)
+    topic_id: int = Field(foreign_key="topic.id", primary_key=True, index=True)
+    state: ReviewState = Field(default=ReviewState.NEW, sa_type=String(16))
+    note: str = Field(default="", sa_type=Text)
+    updated_by: str = Field(default="", max_length=150)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # How many changes the row has had: a client can tell that someone else changed it since.
+    changes: int = 0
+
+
+class ReviewEvent(SQLModel, table=True):
+    """One change of a review, kept for its history: the state and note before and after."""
+
+    __tablename__ = "review_event"
+    __table_args__ = (Index("ix_review_event_article_id_topic_id", "article_id", "topic_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="article.id")
+    topic_id: int = Field(foreign_key="topic.id")
+    previous_state: ReviewState = Field(sa_type=String(16))
+    state: ReviewState = Field(sa_type=String(16))
+    previous_note: str = Field(default="", sa_type=Text)
+    note: str = Field(default="", sa_type=Text)
+    changed_by: str = Field(default="", max_length=150)
+    changed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -18,7 +18,7 @@ MATCHES = SQLModel.metadata.tables["match"]
 # Rows that refer to an article and go with it. Its story index rows (story_band) go by age
 # first (prune_bands); they are looked for by article only when retention is shorter than the
 # story window, because story_band has no index on article_id (it would cost every insert).
-_DEPENDENTS = ("sighting", "match", "deliveryitem", "article_page")
+_DEPENDENTS = ("sighting", "match", "deliveryitem", "article_page", "review_event", "review")
 # Articles per transaction: a long prune does not hold the write lock for minutes at a time.
 CHUNK = 1000
 

@@ -20,6 +20,8 @@ Rules (the README repeats them):
 * A story's *outlets* are the distinct feeds that carried any of its articles (sightings).
 * Backlog (articles published well before they were first seen, ``monitor.ingest.backlog``)
   counts nowhere: not in a day's articles, its stories and sources, nor in the usual level.
+* A topic's *reviewed* count is how many of the day's articles a reviewer had marked reviewed,
+  flagged or dismissed in the inbox (``monitor.review``) when the report was built.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from sqlmodel import Session, col, select
 from monitor.models import Article, Feed, Match, Sighting, Topic, TopicPriority
 from monitor.pages.health import blocking_hosts, page_health
 from monitor.reports.health import FeedHealth, HostProblem, SightingRow, assess_feeds
+from monitor.review.store import review_counts
 from monitor.settings import ReportsSettings
 from monitor.text import fold, split_words
 
@@ -153,6 +156,9 @@ class TopicReport:
     top_sources: list[SourceRow]
     priority_articles: list[ArticleRow] = field(default_factory=list)
     more_priority_articles: int = 0
+    # Of ``articles``, how many a reviewer had marked (reviewed, flagged or dismissed) when the
+    # report was built: "12 of 40 reviewed" (monitor.review).
+    reviewed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,14 +385,18 @@ def build_report(session: Session, *, day: date, rules: ReportRules, now: dateti
     ):
         history[topic_id].append(seen)
     today = _day_articles(session, start, end)
+    reviews = review_counts(session, start=start, end=end)
     sections = [
-        topic_report(
-            topic,
-            history.get(topic.id or 0, []),
-            today.get(topic.id or 0, []),
-            day=day,
-            rules=rules,
-            feeds=feeds,
+        replace(
+            topic_report(
+                topic,
+                history.get(topic.id or 0, []),
+                today.get(topic.id or 0, []),
+                day=day,
+                rules=rules,
+                feeds=feeds,
+            ),
+            reviewed=reviews[topic.id or 0].done if (topic.id or 0) in reviews else 0,
         )
         for topic in topics
     ]
@@ -533,4 +543,5 @@ def _topic_payload(topic: TopicReport) -> dict[str, Any]:
             for a in topic.priority_articles
         ],
         "more_priority_articles": topic.more_priority_articles,
+        "reviewed": topic.reviewed,
     }

@@ -63,6 +63,7 @@ from monitor.topics.tagging import backtest
 from monitor.untrusted import strip_controls, web_url
 from monitor.web.channels_api import channels_router
 from monitor.web.pages import signed_in
+from monitor.web.review_api import review_router
 from monitor.web.selfservice import schedule_from
 
 # An OPML upload larger than this is refused (413) before the rest of it is read.
@@ -960,6 +961,11 @@ def api_router(
             clock=clock,
             resolve=resolve,
             route_class=JSONErrorRoute,
+        )
+    )
+    router.include_router(
+        review_router(
+            settings, engine, require_token, read_access, clock=clock, route_class=JSONErrorRoute
         )
     )
 

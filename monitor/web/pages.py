@@ -57,6 +57,8 @@ from monitor.pages.store import text_source_label
 from monitor.reports.build import DayCount, day_bounds, local_day
 from monitor.reports.charts import volume_svg
 from monitor.reports.store import get_report, list_reports
+from monitor.review.report import with_live_reviews
+from monitor.review.store import ReviewCounts, review_counts
 from monitor.settings import Settings
 from monitor.sources.admission import HostResolver, refused_address, system_addresses
 from monitor.sources.feeds import add_feed, check_feed_url, list_feeds, set_fetch_pages
@@ -520,11 +522,14 @@ def _report_routes(web: WebPages) -> APIRouter:
             latest = next(iter(list_reports(session, limit=1)), None)
             counts = _today_counts(session, day_bounds(today, zone)[0])
             topics = [t for t in list_topics(session) if t.enabled]
-        payload = latest.payload if latest else None
+            start, end = day_bounds(today, zone)
+            reviews = review_counts(session, start=start, end=end)
+            payload = with_live_reviews(session, latest.payload) if latest else None
         return web.render(
             request, visit, "dashboard.html", report=payload,
             charts=_charts(payload) if payload else {}, today=today,
             today_rows=[(t, counts.get(t.id or 0, 0)) for t in topics],
+            reviews={t.id: reviews.get(t.id or 0, ReviewCounts()) for t in topics},
         )  # fmt: skip
 
     @router.get("/reports", response_class=HTMLResponse)
@@ -539,10 +544,10 @@ def _report_routes(web: WebPages) -> APIRouter:
         """One day's stored report: per topic its volume chart, top stories and sources."""
         with Session(web.engine) as session:
             found = get_report(session, day)
+            payload = with_live_reviews(session, found.payload) if found else {}
         if found is None:
             message = f"No report was built for {day.isoformat()}."
             return web.render(request, visit, "error.html", 404, title="No report", message=message)
-        payload = found.payload
         return web.render(request, visit, "report.html", report=payload, charts=_charts(payload))
 
     return router

@@ -77,7 +77,7 @@ def test_json_is_the_documented_payload(rendered: RenderedReport) -> None:
     assert set(data["feed_health"]) == {"failing", "silent", "disabled", "all_new", "pages"}
     assert set(data["topics"][0]) == {
         "slug", "name", "priority", "articles", "stories", "baseline", "z", "spike", "series",
-        "top_stories", "top_sources", "priority_articles", "more_priority_articles",
+        "top_stories", "top_sources", "priority_articles", "more_priority_articles", "reviewed",
     }  # fmt: skip
 
 

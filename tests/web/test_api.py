@@ -209,7 +209,7 @@ def test_the_openapi_schema_lists_every_endpoint(client: TestClient) -> None:
         "/api/topics/validate", "/api/topics/backtest", "/api/topics/{slug}",
         "/api/subscriptions", "/api/articles", "/api/articles/{article_id}", "/api/reports",
         "/api/reports/{day}", "/api/channels", "/api/channels/{channel_id}",
-        "/api/channels/{channel_id}/test",
+        "/api/channels/{channel_id}/test", "/api/review", "/api/review/history",
     }  # fmt: skip
     assert not any(path.startswith(("/unsubscribe", "/manage")) for path in paths)
 

@@ -52,6 +52,9 @@ OPERATIONS = [
     ("POST", "/api/channels"),
     ("DELETE", "/api/channels/{channel_id}"),
     ("POST", "/api/channels/{channel_id}/test"),
+    ("GET", "/api/review"),
+    ("POST", "/api/review"),
+    ("GET", "/api/review/history"),
 ]
 HYPOTHESIS = settings(
     max_examples=60,

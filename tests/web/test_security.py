@@ -18,6 +18,7 @@ FORMS = {
     "/subscribers": {"email": "bob@example.org", "topic": "votes-seed", "frequency": "daily"},
     "/subscribers/unsubscribe": {"email": "bob@example.org", "topic": "votes-seed"},
     "/logout": {},
+    "/inbox/review": {"topic": "votes-seed", "state": "flagged", "article": "1"},
 }
 
 
@@ -76,7 +77,10 @@ def _hostile_article(site: Site) -> int:
         return article.id or 0
 
 
-@pytest.mark.parametrize("page", ["/feeds", "/articles/{id}", "/search?q=alert", "/topics/alerts"])
+@pytest.mark.parametrize(
+    "page",
+    ["/feeds", "/articles/{id}", "/search?q=alert", "/topics/alerts", "/inbox/alerts/2024-09-09"],
+)
 def test_feed_content_shows_as_text(site: Site, page: str) -> None:
     article_id = _hostile_article(site)
 

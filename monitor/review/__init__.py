@@ -1,0 +1,1 @@
+"""Reviewing: the alerts inbox's state per article and topic (store), and its views (inbox)."""
