@@ -97,6 +97,10 @@ class DayCount:
     day: date
     articles: int
     spike: bool
+    # The usual level on that day (mean and standard deviation of the days before it), the
+    # chart's baseline band; None before a topic has MIN_BASELINE_DAYS of history.
+    mean: float | None = None
+    stdev: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +233,11 @@ def volume_series(
         current = day - timedelta(days=offset)
         count = counts.get(current, 0)
         baseline = usual_level(counts, current, days=rules.baseline_days, since=since)
-        series.append(DayCount(current, count, is_spike(count, z_score(count, baseline), rules)))
+        spike = is_spike(count, z_score(count, baseline), rules)
+        if baseline is None:
+            series.append(DayCount(current, count, spike))
+        else:
+            series.append(DayCount(current, count, spike, baseline.mean, baseline.stdev))
     return series
 
 
@@ -501,7 +509,13 @@ def _topic_payload(topic: TopicReport) -> dict[str, Any]:
         "z": None if topic.z is None else round(topic.z, 3),
         "spike": topic.spike,
         "series": [
-            {"date": d.day.isoformat(), "articles": d.articles, "spike": d.spike}
+            {
+                "date": d.day.isoformat(),
+                "articles": d.articles,
+                "spike": d.spike,
+                "mean": None if d.mean is None else round(d.mean, 3),
+                "stdev": None if d.stdev is None else round(d.stdev, 3),
+            }
             for d in topic.series
         ],
         "top_stories": [
