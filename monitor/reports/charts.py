@@ -61,7 +61,7 @@ def nice_ceiling(value: float) -> int:
     at least ``value``: the top of an axis, so the highest bar fills most of the chart."""
     if value <= 1:
         return 1
-    power = 10 ** math.floor(math.log10(value))
+    power: int = 10 ** math.floor(math.log10(value))
     for step in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8):
         top = math.ceil(step * power)
         if top >= value:

@@ -501,8 +501,13 @@ def _charts(payload: dict[str, Any]) -> dict[str, Markup]:
     charts = {}
     for topic in payload.get("topics", []):
         series = [
-            DayCount(date.fromisoformat(d["date"]), int(d["articles"]), bool(d["spike"]),
-                     d.get("mean"), d.get("stdev"))  # fmt: skip
+            DayCount(
+                date.fromisoformat(d["date"]),
+                int(d["articles"]),
+                bool(d["spike"]),
+                d.get("mean"),
+                d.get("stdev"),
+            )
             for d in topic.get("series", [])
         ]
         charts[topic["slug"]] = volume_svg(series, label=f"{topic['name']}: articles per day")

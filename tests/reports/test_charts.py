@@ -114,7 +114,8 @@ def test_svg_is_not_scaled_and_has_no_inline_style() -> None:
     assert root.get("width") == "100%"
     assert "style" not in text
     sizes = {float(t.get("font-size", "0")) for t in root.iter(f"{SVG}text")}
-    assert sizes and min(sizes) >= 11
+    assert sizes
+    assert min(sizes) >= 11
 
 
 def test_svg_draws_the_baseline_band_of_days_with_a_usual_level() -> None:

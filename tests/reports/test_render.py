@@ -63,9 +63,11 @@ def test_page_has_an_svg_chart_per_topic_and_the_email_none(
     charts = [ET.fromstring(svg) for svg in re.findall(r"<svg .*?</svg>", rendered.html, re.S)]
     assert len(charts) == len(scenario_report.topics)
     for chart, topic in zip(charts, scenario_report.topics, strict=True):
-        assert len(chart.findall(f"{SVG}rect[@class='bar']")) + len(
-            chart.findall(f"{SVG}rect[@class='bar spike']")
-        ) == scenario_report.rules.chart_days
+        assert (
+            len(chart.findall(f"{SVG}rect[@class='bar']"))
+            + len(chart.findall(f"{SVG}rect[@class='bar spike']"))
+            == scenario_report.rules.chart_days
+        )
         # The baseline band covers the days that have a usual level (a week of history on).
         with_usual = sum(1 for day in topic.series if day.mean is not None)
         assert len(chart.findall(f"{SVG}rect[@class='band']")) == with_usual

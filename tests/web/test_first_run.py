@@ -66,7 +66,8 @@ def wait_for(arrived: queue.Queue[str], pattern: str, seen: list[str]) -> re.Mat
         try:
             line = arrived.get(timeout=60)
         except queue.Empty:
-            raise AssertionError("no line matching " + pattern + " in:\n" + "\n".join(seen))
+            lines = "\n".join(seen)
+            raise AssertionError(f"no line matching {pattern} in:\n{lines}") from None
         seen.append(line)
         found = re.search(pattern, line)
         if found:
