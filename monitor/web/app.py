@@ -30,6 +30,7 @@ from monitor.settings import Settings
 from monitor.sources.admission import HostResolver, system_addresses
 from monitor.web.api import api_router
 from monitor.web.atom import atom_router
+from monitor.web.chart_pages import chart_routes
 from monitor.web.digests import digest_router
 from monitor.web.pages import install_pages
 from monitor.web.selfservice import selfservice_router
@@ -97,7 +98,8 @@ def create_app(
             topics = topic_names(session, found.topic_ids)
         return page(200, state="done", topics=topics, ended=ended)
 
-    install_pages(app, settings, engine, secret_key=secret_key, clock=clock, resolve=resolve)
+    web = install_pages(app, settings, engine, secret_key=secret_key, clock=clock, resolve=resolve)
+    app.include_router(chart_routes(web))
     app.include_router(api_router(settings, engine, clock=clock, resolve=resolve))
     app.include_router(atom_router(engine, settings.web, clock=clock))
     app.include_router(selfservice_router(engine, env, secret_key, clock=clock))

@@ -80,6 +80,7 @@ from monitor.web.auth import (
 )
 from monitor.web.channel_pages import channel_routes
 from monitor.web.csrf import FIELD, HEADER, csrf_token, csrf_valid
+from monitor.web.volume_charts import TOPIC_DAYS, topic_volume_chart
 
 COOKIE = "monitor_session"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -612,8 +613,10 @@ def _topic_routes(web: WebPages) -> APIRouter:
                 return web.render(request, visit, "error.html", 404, title="No such topic",
                                   message=f"There is no topic {slug!r}.")  # fmt: skip
             preview = web.preview(session, topic.query)
+            volume = topic_volume_chart(session, topic, web.settings, now=web.clock())
         return web.render(request, visit, "topic_edit.html", creating=False,
-                          form=_topic_form(topic), preview=preview)  # fmt: skip
+                          form=_topic_form(topic), preview=preview, volume=volume,
+                          volume_days=TOPIC_DAYS)  # fmt: skip
 
     @router.post("/topics", response_class=HTMLResponse)
     def add_topic(request: Request, visit: CheckedVisit, fields: TopicFields) -> Response:
