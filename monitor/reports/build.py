@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import not_
 from sqlmodel import Session, col, select
 
-from monitor.models import Article, Feed, Match, Sighting, Topic, TopicPriority
+from monitor.models import Article, Feed, FeedState, Match, Sighting, Topic, TopicPriority
 from monitor.pages.health import blocking_hosts, page_health
 from monitor.reports.health import FeedHealth, HostProblem, SightingRow, assess_feeds
 from monitor.settings import ReportsSettings
@@ -400,7 +400,8 @@ def build_report(session: Session, *, day: date, rules: ReportRules, now: dateti
     ]
     sections.sort(key=_topic_order)
     health = assess_feeds(
-        list(feeds.values()),
+        # A deleted feed whose articles were kept names them, and has no health to report.
+        [feed for feed in feeds.values() if feed.state != FeedState.REMOVED],
         _sightings(session, since=now - timedelta(days=rules.baseline_days)),
         now=now,
         failing_for=rules.failing_for,

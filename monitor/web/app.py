@@ -32,6 +32,7 @@ from monitor.web.api import api_router
 from monitor.web.atom import atom_router
 from monitor.web.chart_pages import chart_routes
 from monitor.web.digests import digest_router
+from monitor.web.feed_pages import feed_routes
 from monitor.web.pages import install_pages
 from monitor.web.selfservice import selfservice_router
 
@@ -100,6 +101,7 @@ def create_app(
 
     web = install_pages(app, settings, engine, secret_key=secret_key, clock=clock, resolve=resolve)
     app.include_router(chart_routes(web))
+    app.include_router(feed_routes(web))
     app.include_router(api_router(settings, engine, clock=clock, resolve=resolve))
     app.include_router(atom_router(engine, settings.web, clock=clock))
     app.include_router(selfservice_router(engine, env, secret_key, clock=clock))

@@ -79,7 +79,7 @@ from monitor.web.auth import (
     start_session,
 )
 from monitor.web.channel_pages import channel_routes
-from monitor.web.csrf import FIELD, HEADER, csrf_token, csrf_valid
+from monitor.web.csrf import FIELD, HEADER, csrf_token, csrf_valid, notice_valid
 from monitor.web.volume_charts import TOPIC_DAYS, topic_volume_chart
 
 COOKIE = "monitor_session"
@@ -685,7 +685,9 @@ def _feed_routes(web: WebPages) -> APIRouter:
         with Session(web.engine) as session:
             rows = feed_health(session, now=web.clock(),
                                silent_factor=web.settings.reports.silent_factor)  # fmt: skip
-            modes = {feed.url: str(feed.fetch_pages) for feed in list_feeds(session)}
+            listed = list_feeds(session)
+            modes = {feed.url: str(feed.fetch_pages) for feed in listed}
+            context.setdefault("ids", {feed.url: feed.id for feed in listed})
             hosts = [host for host in page_health(session, now=web.clock()) if host.failed]
         context.setdefault("form", {"url": "", "title": ""})
         context.setdefault("imported", None)
@@ -693,8 +695,10 @@ def _feed_routes(web: WebPages) -> APIRouter:
                           page_hosts=hosts, **context)  # fmt: skip
 
     @router.get("/feeds", response_class=HTMLResponse)
-    def feeds(request: Request, visit: AdminVisit) -> Response:
+    def feeds(request: Request, visit: AdminVisit, done: str = "", sig: str = "") -> Response:
         """Every feed with its health, the add-feed form and OPML import and export."""
+        if done and notice_valid(web.secret_key, done, sig):  # what a feed's page just did
+            visit.notices.append(done)
         return feeds_page(request, visit)
 
     @router.post("/feeds", response_class=HTMLResponse)
