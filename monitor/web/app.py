@@ -35,6 +35,7 @@ from monitor.web.digests import digest_router
 from monitor.web.feed_pages import feed_routes
 from monitor.web.pages import install_pages
 from monitor.web.selfservice import selfservice_router
+from monitor.web.subscriber_pages import subscriber_routes
 
 PAGE = "unsubscribe.html"
 # The token is a credential in the URL: keep it out of caches, referrers and search engines.
@@ -102,6 +103,7 @@ def create_app(
     web = install_pages(app, settings, engine, secret_key=secret_key, clock=clock, resolve=resolve)
     app.include_router(chart_routes(web))
     app.include_router(feed_routes(web))
+    app.include_router(subscriber_routes(web))
     app.include_router(api_router(settings, engine, clock=clock, resolve=resolve))
     app.include_router(atom_router(engine, settings.web, clock=clock))
     app.include_router(selfservice_router(engine, env, secret_key, clock=clock))

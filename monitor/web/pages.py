@@ -36,6 +36,7 @@ from monitor.delivery.subscriptions import (
     list_subscriptions,
     make_schedule,
     subscribe_topics,
+    time_zones,
     unsubscribe,
 )
 from monitor.errors import MonitorError
@@ -48,6 +49,7 @@ from monitor.models import (
     Report,
     Sighting,
     Story,
+    Subscriber,
     Topic,
     TopicPriority,
 )
@@ -808,6 +810,7 @@ def _subscriber_routes(web: WebPages) -> APIRouter:
             rows = list_subscriptions(session)
             topics = list_topics(session)
             context.setdefault("channels", list_channels(session))
+            ids = {s.email: s.id for s in session.exec(select(Subscriber))}
         context.setdefault("form", {"email": "", "name": "", "timezone": "UTC",
                                     "frequency": "daily", "send_time": "08:00", "weekday": 0,
                                     "topics": []})  # fmt: skip
@@ -816,7 +819,7 @@ def _subscriber_routes(web: WebPages) -> APIRouter:
                                             "weekday": 0, "topics": []})  # fmt: skip
         return web.render(request, visit, "subscribers.html", status, subscriptions=rows,
                           topics=topics, weekdays=WEEKDAYS, frequencies=list(Frequency),
-                          **context)  # fmt: skip
+                          zones=time_zones(), subscriber_ids=ids, **context)  # fmt: skip
 
     router.include_router(channel_routes(web, page, Depends(checked_visit)))
 
