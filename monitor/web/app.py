@@ -29,6 +29,7 @@ from monitor.models import Topic, utcnow
 from monitor.settings import Settings
 from monitor.sources.admission import HostResolver, system_addresses
 from monitor.web.api import api_router
+from monitor.web.article_page import article_routes
 from monitor.web.atom import atom_router
 from monitor.web.chart_pages import chart_routes
 from monitor.web.digests import digest_router
@@ -101,6 +102,7 @@ def create_app(
         return page(200, state="done", topics=topics, ended=ended)
 
     web = install_pages(app, settings, engine, secret_key=secret_key, clock=clock, resolve=resolve)
+    app.include_router(article_routes(web))
     app.include_router(chart_routes(web))
     app.include_router(feed_routes(web))
     app.include_router(subscriber_routes(web))

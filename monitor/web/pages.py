@@ -42,20 +42,15 @@ from monitor.delivery.subscriptions import (
 from monitor.errors import MonitorError
 from monitor.models import (
     Article,
-    ArticlePage,
-    Feed,
     Frequency,
     Match,
     Report,
-    Sighting,
-    Story,
     Subscriber,
     Topic,
     TopicPriority,
 )
 from monitor.operations import retag_pending_topics
 from monitor.pages.health import page_health
-from monitor.pages.store import text_source_label
 from monitor.reports.build import DayCount, day_bounds, local_day
 from monitor.reports.charts import volume_svg
 from monitor.reports.store import get_report, list_reports
@@ -67,9 +62,9 @@ from monitor.sources.health import feed_health
 from monitor.sources.opml import OpmlFeed, read_opml, write_opml
 from monitor.text import shorten
 from monitor.topics.catalog import apply_changes, create_topic, get_topic, list_topics
-from monitor.topics.matcher import Span, explain
+from monitor.topics.matcher import Span
 from monitor.topics.query import QuerySyntaxError, parse_query
-from monitor.topics.tagging import Backtest, article_view, backtest, topic_rule
+from monitor.topics.tagging import Backtest, backtest
 from monitor.untrusted import strip_controls
 from monitor.web.auth import (
     SessionCodec,
@@ -884,6 +879,7 @@ def _subscriber_routes(web: WebPages) -> APIRouter:
 
 
 def _article_routes(web: WebPages) -> APIRouter:
+    # The article page itself is monitor.web.article_page.
     router = APIRouter()
 
     @router.get("/search", response_class=HTMLResponse)
@@ -893,55 +889,4 @@ def _article_routes(web: WebPages) -> APIRouter:
             preview = web.preview(session, q, limit=SEARCH_LIMIT)
         return web.render(request, visit, "search.html", query=q, preview=preview)
 
-    @router.get("/articles/{article_id}", response_class=HTMLResponse)
-    def article(request: Request, visit: AdminVisit, article_id: int) -> Response:
-        """One article: where it was seen, its story, the topics it matched and why."""
-        with Session(web.engine) as session:
-            found = session.get(Article, article_id)
-            if found is None:
-                return web.render(request, visit, "error.html", 404, title="No such article",
-                                  message=f"There is no article {article_id}.")  # fmt: skip
-            context = _article_context(session, found)
-        return web.render(request, visit, "article.html", article=found, **context)
-
     return router
-
-
-def _article_context(session: Session, article: Article) -> dict[str, Any]:
-    feed = session.get(Feed, article.feed_id)
-    sightings = session.exec(
-        select(Sighting, Feed)
-        .join(Feed, col(Feed.id) == Sighting.feed_id)
-        .where(Sighting.article_id == article.id)
-        .order_by(col(Sighting.first_seen_at))
-    ).all()
-    view = article_view(article, feed_title=feed.title if feed else "",
-                        feed_url=feed.url if feed else "")  # fmt: skip
-    matches = []
-    for match, topic in session.exec(
-        select(Match, Topic)
-        .join(Topic, col(Topic.id) == Match.topic_id)
-        .where(Match.article_id == article.id)
-        .order_by(col(Topic.slug))
-    ):
-        lines = explain(topic_rule(topic), view)
-        matches.append({"match": match, "topic": topic, "why": lines})
-    return {"feed": feed, "sightings": sightings, "matches": matches,
-            "story": _story(session, article), "page": session.get(ArticlePage, article.id),
-            "text": view.text, "text_source": text_source_label(article)}  # fmt: skip
-
-
-def _story(session: Session, article: Article) -> dict[str, Any] | None:
-    """The article's story (outlets, articles) and its other articles, newest last."""
-    if article.story_id is None:
-        return None
-    story = session.get(Story, article.story_id)
-    if story is None:
-        return None
-    others = session.exec(
-        select(Article)
-        .where(Article.story_id == story.id, col(Article.id) != article.id)
-        .order_by(col(Article.first_seen_at))
-        .limit(50)
-    ).all()
-    return {"story": story, "title": story.title or article.title, "articles": others}
