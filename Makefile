@@ -6,9 +6,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck pytest bench postgres chromium clean
 
-run: $(STAMP)  ## set up, create the database and run the service (SQLite, mail to var/outbox/)
+run: $(STAMP)  ## set up, create the database and run the service with its web app on 127.0.0.1:8080 (SQLite, mail to var/outbox/)
 	$(BIN)/monitor init
-	$(BIN)/monitor run
+	$(BIN)/monitor run --web
 
 test: $(STAMP) postgres chromium lint typecheck pytest  ## set up, then ruff, mypy and the whole test suite
 

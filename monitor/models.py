@@ -53,7 +53,14 @@ class FeedState(StrEnum):
 
     ACTIVE = "active"
     ERRORING = "erroring"
-    DISABLED = "disabled"
+    DISABLED = "disabled"  # not polled until retried: gone (410), or paused by an admin
+    # Deleted with its articles kept: no longer polled nor listed, its row stays so that its
+    # articles keep their source; adding its URL again brings it back.
+    REMOVED = "removed"
+
+
+# The states of feeds that are polled.
+POLLED_STATES = (FeedState.ACTIVE, FeedState.ERRORING)
 
 
 class FetchPages(StrEnum):
@@ -122,6 +129,10 @@ class Feed(SQLModel, table=True):
     retry_after_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Whether new articles' pages are fetched for their full text (auto: short feed text only).
     fetch_pages: FetchPages = Field(default=FetchPages.AUTO, sa_type=String(8))
+    # An interval an admin set: it replaces the adaptive one (None: adaptive).
+    fixed_interval_seconds: int | None = None
+    # An admin set the title: the feed's own title no longer replaces it.
+    title_locked: bool = Field(default=False)
 
 
 class Article(SQLModel, table=True):

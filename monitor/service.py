@@ -369,12 +369,20 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-async def _serve_web(app: ASGIApp, settings: Settings, stop: asyncio.Event) -> None:
+async def _serve_web(
+    app: ASGIApp, settings: Settings, stop: asyncio.Event, on_started: Callable[[], None] | None
+) -> None:
     server = _QuietServer(
         uvicorn.Config(app, host=settings.web.host, port=settings.web.port, log_level="info")
     )
     serving = asyncio.create_task(server.serve())
     stopped = asyncio.create_task(stop.wait())
+    if on_started is not None:
+        # Told only once the socket listens, so the address printed is one that answers.
+        while not (server.started or serving.done() or stop.is_set()):
+            await asyncio.sleep(0.05)
+        if server.started:
+            on_started()
     await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
     stopped.cancel()
@@ -387,20 +395,24 @@ async def run_service(
     *,
     web: ASGIApp | None = None,
     templates: Environment | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> None:
-    """Run the service until SIGINT or SIGTERM; with ``web``, serve it on web.host:web.port too."""
+    """Run the service until SIGINT or SIGTERM; with ``web``, serve it on web.host:web.port too
+    (``on_started`` is called once it listens)."""
     with _stop_on_signals() as stop:
         service = Service(engine, settings, templates=templates)
         if web is None:
             await service.run(stop)
         else:
-            await asyncio.gather(service.run(stop), _serve_web(web, settings, stop))
+            await asyncio.gather(service.run(stop), _serve_web(web, settings, stop, on_started))
 
 
-async def run_web(web: ASGIApp, settings: Settings) -> None:
+async def run_web(
+    web: ASGIApp, settings: Settings, *, on_started: Callable[[], None] | None = None
+) -> None:
     """Serve the web app alone until SIGINT or SIGTERM, then stop as the service does (exit 0)."""
     with _stop_on_signals() as stop:
-        await _serve_web(web, settings, stop)
+        await _serve_web(web, settings, stop, on_started)
 
 
 @contextlib.contextmanager

@@ -7,12 +7,14 @@ import contextlib
 import logging
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from monitor.cli.channels import channels_app
@@ -155,9 +157,12 @@ def run(
         from monitor.web import create_app
 
         application = create_app(settings, engine, env=env) if web else None
+        started = _announce_web(ctx, engine) if web else None
         # SIGINT is handled inside the service; this catches one that lands before it starts.
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_service(engine, settings, web=application, templates=env))
+            asyncio.run(
+                run_service(engine, settings, web=application, templates=env, on_started=started)
+            )
 
 
 @app.command()
@@ -401,7 +406,22 @@ def web(ctx: typer.Context) -> None:
     logging.getLogger().setLevel(logging.INFO)
     # SIGINT is handled inside; this catches one that lands before it starts.
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_web(application, settings))
+        asyncio.run(run_web(application, settings, on_started=_announce_web(ctx, engine)))
+
+
+def _announce_web(ctx: typer.Context, engine: Engine) -> Callable[[], None]:
+    """Print the web app's URL (and how to add the first admin) once it listens."""
+    from monitor.web.firstrun import first_run_lines, monitor_command
+
+    root = ctx.find_root()
+    config = root.params.get("config")
+    command = monitor_command(config if isinstance(config, Path) else None)
+
+    def announce() -> None:
+        for line in first_run_lines(settings_of(ctx).web, engine, command=command):
+            say(line)
+
+    return announce
 
 
 def _mail_route(settings: Settings) -> str:

@@ -1,4 +1,5 @@
-"""``monitor feeds``: list, add, import and export feeds; show one, check health, retry."""
+"""``monitor feeds``: list, add, import and export feeds; show one, check health, retry;
+change, pause, resume and delete one."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlmodel import Session
 
 from monitor.cli.common import prepare, say, settings_of, show, tell, user_errors
 from monitor.errors import ConfigError, NotFoundError, UsageError
+from monitor.ingest.prune import FeedRemoval, remove_feed
 from monitor.models import FeedState, FetchPages, utcnow
 from monitor.operations import feed_admission
 from monitor.pages.health import page_health
@@ -21,8 +23,12 @@ from monitor.sources.feeds import (
     get_feed,
     import_feeds,
     list_feeds,
+    parse_interval,
+    pause_feed,
+    require_feed,
     retry_feeds,
     set_fetch_pages,
+    update_feed,
 )
 from monitor.sources.health import explain_next_check, feed_health
 from monitor.sources.opml import OpmlFeed, read_opml, write_opml
@@ -242,15 +248,90 @@ def feeds_set(
             "short), always, never.",
         ),
     ] = None,
+    title: Annotated[
+        str | None, typer.Option(help="A title of your own, kept over the feed's ('' : its own).")
+    ] = None,
+    category: Annotated[str | None, typer.Option(help="A category (an OPML folder).")] = None,
+    interval: Annotated[
+        str | None,
+        typer.Option(help="Check it every 30m, 2h, 1d, ... instead of adaptively; 'auto' again."),
+    ] = None,
 ) -> None:
-    """Change a feed's settings."""
-    if fetch_pages is None:
+    """Change a feed's settings: article pages, title, category, interval."""
+    if fetch_pages is None and title is None and category is None and interval is None:
         raise UsageError("nothing to change (see --help)")
+    settings = settings_of(ctx)
+    bounds = settings.schedule.min_interval, settings.schedule.max_interval
+    every = parse_interval(interval, *bounds) if interval is not None else None
     engine = prepare(ctx)
     with Session(engine) as session, session.begin():
-        feed = set_fetch_pages(session, url, fetch_pages)
-        shown = _pages_mode(feed.fetch_pages)
-    say(f"{url.strip()}: article pages {shown}")
+        feed = require_feed(session, url)
+        changed = update_feed(session, feed, title=title, category=category, interval=every,
+                              adaptive=interval is not None and every is None,
+                              now=utcnow())  # fmt: skip
+        if fetch_pages is not None:
+            feed = set_fetch_pages(session, url, fetch_pages)
+            changed.append(f"article pages {_pages_mode(feed.fetch_pages)}")
+    say(f"{url.strip()}: {'; '.join(changed) or 'nothing changed'}")
+
+
+@feeds_app.command("pause")
+@user_errors
+def feeds_pause(
+    ctx: typer.Context, urls: Annotated[list[str], typer.Argument(help="Feed URLs to pause.")]
+) -> None:
+    """Stop polling feeds until `monitor feeds resume` (their articles stay)."""
+    engine = prepare(ctx)
+    with Session(engine) as session, session.begin():
+        for url in urls:
+            paused = pause_feed(session, require_feed(session, url), by="the CLI", now=utcnow())
+            say(f"{'paused' if paused else 'already paused'}: {url.strip()}")
+
+
+@feeds_app.command("resume")
+@user_errors
+def feeds_resume(
+    ctx: typer.Context, urls: Annotated[list[str], typer.Argument(help="Feed URLs to resume.")]
+) -> None:
+    """Poll paused (or disabled) feeds again, due now."""
+    engine = prepare(ctx)
+    with Session(engine) as session, session.begin():
+        rows = retry_feeds(session, urls=urls, now=utcnow())
+        for row in rows:
+            say(f"resumed: {row.url}")
+
+
+@feeds_app.command("delete")
+@user_errors
+def feeds_delete(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(help="The feed's URL.")],
+    keep_articles: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep-articles/--prune-articles",
+            help="Keep the articles only it carried (searchable, in reports) or remove them; "
+            "articles other feeds carried too stay either way. One of the two is required.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Delete a feed: it is no longer polled nor listed."""
+    if keep_articles is None:
+        raise UsageError("say what becomes of its articles: --keep-articles or --prune-articles")
+    engine = prepare(ctx)
+    with Session(engine) as session, session.begin():
+        result = remove_feed(session, require_feed(session, url), keep_articles=keep_articles,
+                             now=utcnow())  # fmt: skip
+    say(f"deleted {url.strip()}: {removal_words(result)}")
+
+
+def removal_words(result: FeedRemoval) -> str:
+    """What deleting a feed did to its articles, in words."""
+    return (
+        f"{result.kept} articles kept, {result.pruned} pruned, "
+        f"{result.moved} carried by other feeds too left to them"
+    )
 
 
 def _pages_mode(mode: str) -> str:

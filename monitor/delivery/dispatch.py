@@ -313,9 +313,10 @@ def list_deliveries(
     statuses: Sequence[DeliveryStatus] = (),
     limit: int = 50,
     channel_id: int | None = None,
+    subscriber_id: int | None = None,
 ) -> list[tuple[Delivery, str]]:
     """The newest deliveries with their subscriber's address; only ``statuses`` (and one
-    channel's) when given."""
+    channel's, one subscriber's) when given."""
     statement = select(Delivery, Subscriber.email).join(
         Subscriber, col(Subscriber.id) == Delivery.subscriber_id
     )
@@ -323,6 +324,8 @@ def list_deliveries(
         statement = statement.where(col(Delivery.status).in_(list(statuses)))
     if channel_id is not None:
         statement = statement.where(Delivery.channel_id == channel_id)
+    if subscriber_id is not None:
+        statement = statement.where(Delivery.subscriber_id == subscriber_id)
     rows = session.exec(statement.order_by(col(Delivery.id).desc()).limit(limit)).all()
     return [(delivery, email) for delivery, email in rows]
 

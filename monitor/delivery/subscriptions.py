@@ -3,6 +3,7 @@ subscribe and unsubscribe, and which periods are due (instant, hourly, daily, we
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections import defaultdict
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
     AfterValidator,
@@ -60,6 +61,13 @@ def check_timezone(name: str) -> str:
             f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)"
         ) from None
     return name
+
+
+@functools.cache
+def time_zones() -> tuple[str, ...]:
+    """Every IANA time zone this system knows (UTC first, then by name), for zone menus."""
+    zones = sorted(zone for zone in available_timezones() if "/" in zone and zone != "UTC")
+    return ("UTC", *zones)
 
 
 def check_send_time(value: str) -> str:

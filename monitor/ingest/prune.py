@@ -1,4 +1,5 @@
-"""Retention: remove old articles, keep their keys as tombstones so they do not come back."""
+"""Retention: remove old articles, keep their keys as tombstones so they do not come back;
+and deleting a feed, its articles kept or pruned."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlmodel import Session, SQLModel
 
 from monitor.db import dialect_insert
 from monitor.ingest.stories import prune_bands, recount_stories
+from monitor.models import Feed, FeedState
 
 log = logging.getLogger(__name__)
 ARTICLES = SQLModel.metadata.tables["article"]
@@ -112,3 +114,67 @@ def _remove(
     story_ids = sorted({story for _id, _key, story, _matched in doomed if story is not None})
     recount_stories(session, story_ids)
     return sum(1 for *_rest, matched in doomed if matched), len(story_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRemoval:
+    """What deleting a feed did to its articles and to the feed's row."""
+
+    moved: int  # articles other feeds carried too: now theirs
+    kept: int  # articles only it carried, kept (its row stays, marked removed)
+    pruned: int  # articles only it carried, removed (their keys kept as tombstones)
+    row_deleted: bool
+
+
+def remove_feed(session: Session, feed: Feed, *, keep_articles: bool, now: datetime) -> FeedRemoval:
+    """Delete ``feed``: articles other feeds carried too become theirs; the rest are kept (the
+    feed's row stays, removed, so they keep their source) or pruned as retention prunes them.
+
+    Pruned articles leave tombstones, so adding the feed again does not bring its old items
+    back as news (nor send them twice).
+    """
+    feed_id = feed.id or 0
+    sightings = SQLModel.metadata.tables["sighting"]
+    moved = _move_shared_articles(session, feed_id)
+    only = session.execute(
+        select(ARTICLES.c.id, ARTICLES.c.key_hash, ARTICLES.c.story_id,
+               ARTICLES.c.id.in_(select(MATCHES.c.article_id)))
+        .where(ARTICLES.c.feed_id == feed_id)
+        .order_by(ARTICLES.c.id)
+    ).all()  # fmt: skip
+    doomed = [(int(i), str(k), s, bool(m)) for i, k, s, m in only]
+    pruned = 0
+    if not keep_articles:
+        for start in range(0, len(doomed), CHUNK):
+            _remove(session, doomed[start : start + CHUNK], now=now, with_bands=True)
+        pruned = len(doomed)
+    session.execute(sightings.delete().where(sightings.c.feed_id == feed_id))
+    kept = len(doomed) - pruned
+    if kept:
+        feed.state, feed.lease_owner, feed.lease_until = FeedState.REMOVED, None, None
+        feed.disabled_reason = f"deleted at {now:%Y-%m-%d %H:%M} UTC, its articles kept"
+        session.add(feed)
+    else:
+        session.delete(feed)
+    session.flush()
+    log.info("feed removed feed_id=%s feed_url=%s moved=%d kept=%d pruned=%d",
+             feed_id, feed.url, moved, kept, pruned)  # fmt: skip
+    return FeedRemoval(moved, kept, pruned, row_deleted=not kept)
+
+
+def _move_shared_articles(session: Session, feed_id: int) -> int:
+    """Give the articles ``feed_id`` first carried, and another feed carried too, to the
+    other feed that saw them first; return how many."""
+    sightings = SQLModel.metadata.tables["sighting"]
+    rows = session.execute(
+        select(sightings.c.article_id, sightings.c.feed_id)
+        .join(ARTICLES, ARTICLES.c.id == sightings.c.article_id)
+        .where(ARTICLES.c.feed_id == feed_id, sightings.c.feed_id != feed_id)
+        .order_by(sightings.c.article_id, sightings.c.first_seen_at, sightings.c.feed_id)
+    ).all()
+    owner: dict[int, int] = {}
+    for article_id, other in rows:
+        owner.setdefault(int(article_id), int(other))
+    for article_id, other in owner.items():
+        session.execute(ARTICLES.update().where(ARTICLES.c.id == article_id).values(feed_id=other))
+    return len(owner)

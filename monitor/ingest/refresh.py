@@ -242,6 +242,7 @@ def _ingest(
         listed_items=len(parsed.entries),
         first_check=feed.last_success_at is None,
         hint=hint,
+        fixed=feed.fixed_interval,
     )
     outcome = CheckOutcome(
         etag=fetched.etag,
@@ -283,6 +284,7 @@ def _record_unchanged(
         rate=feed.items_per_day,
         first_check=feed.last_success_at is None,
         hint=hint,
+        fixed=feed.fixed_interval,
     )
     outcome = CheckOutcome(
         etag=fetched.etag,

@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import not_
 from sqlmodel import Session, col, select
 
-from monitor.models import Article, Feed, Match, Sighting, Topic, TopicPriority
+from monitor.models import Article, Feed, FeedState, Match, Sighting, Topic, TopicPriority
 from monitor.pages.health import blocking_hosts, page_health
 from monitor.reports.health import FeedHealth, HostProblem, SightingRow, assess_feeds
 from monitor.review.store import review_counts
@@ -100,6 +100,10 @@ class DayCount:
     day: date
     articles: int
     spike: bool
+    # The usual level on that day (mean and standard deviation of the days before it), the
+    # chart's baseline band; None before a topic has MIN_BASELINE_DAYS of history.
+    mean: float | None = None
+    stdev: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +239,11 @@ def volume_series(
         current = day - timedelta(days=offset)
         count = counts.get(current, 0)
         baseline = usual_level(counts, current, days=rules.baseline_days, since=since)
-        series.append(DayCount(current, count, is_spike(count, z_score(count, baseline), rules)))
+        spike = is_spike(count, z_score(count, baseline), rules)
+        if baseline is None:
+            series.append(DayCount(current, count, spike))
+        else:
+            series.append(DayCount(current, count, spike, baseline.mean, baseline.stdev))
     return series
 
 
@@ -402,7 +410,8 @@ def build_report(session: Session, *, day: date, rules: ReportRules, now: dateti
     ]
     sections.sort(key=_topic_order)
     health = assess_feeds(
-        list(feeds.values()),
+        # A deleted feed whose articles were kept names them, and has no health to report.
+        [feed for feed in feeds.values() if feed.state != FeedState.REMOVED],
         _sightings(session, since=now - timedelta(days=rules.baseline_days)),
         now=now,
         failing_for=rules.failing_for,
@@ -511,7 +520,13 @@ def _topic_payload(topic: TopicReport) -> dict[str, Any]:
         "z": None if topic.z is None else round(topic.z, 3),
         "spike": topic.spike,
         "series": [
-            {"date": d.day.isoformat(), "articles": d.articles, "spike": d.spike}
+            {
+                "date": d.day.isoformat(),
+                "articles": d.articles,
+                "spike": d.spike,
+                "mean": None if d.mean is None else round(d.mean, 3),
+                "stdev": None if d.stdev is None else round(d.stdev, 3),
+            }
             for d in topic.series
         ],
         "top_stories": [

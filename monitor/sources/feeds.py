@@ -12,11 +12,14 @@ import httpx
 from sqlmodel import Session, col, select, update
 
 from monitor.errors import NotFoundError, UsageError
-from monitor.models import Feed, FeedState, FetchPages
+from monitor.models import POLLED_STATES, Feed, FeedState, FetchPages
+from monitor.settings import parse_duration
 from monitor.sources import schedule
 from monitor.sources.opml import OpmlFeed
 
 MAX_ERROR_LENGTH = 1000
+# How a pause reads as a disabled feed's reason: "paused by ada at 2024-09-09 12:00 UTC".
+PAUSED = "paused by "
 # Characters no host name may contain (httpx accepts "exa mple.com").
 _BAD_HOST = re.compile(r"[\s\"#%/<>?@\\^`{|}]")
 
@@ -43,6 +46,8 @@ class FeedRef:
     retry_after_until: datetime | None = None
     # Whether its new articles' pages are fetched (auto, always, never).
     fetch_pages: str = FetchPages.AUTO
+    # The interval an admin set (None: adaptive).
+    fixed_interval: timedelta | None = None
 
 
 def ref_of(feed: Feed, *, lease_owner: str | None = None) -> FeedRef:
@@ -66,6 +71,9 @@ def ref_of(feed: Feed, *, lease_owner: str | None = None) -> FeedRef:
         lease_owner=lease_owner,
         retry_after_until=feed.retry_after_until,
         fetch_pages=feed.fetch_pages,
+        fixed_interval=(
+            timedelta(seconds=feed.fixed_interval_seconds) if feed.fixed_interval_seconds else None
+        ),
     )
 
 
@@ -97,6 +105,14 @@ def add_feed(
     """Add a feed, due at once; return it and whether it is new (an existing URL is kept)."""
     url = check_feed_url(url)
     existing = get_feed(session, url)
+    if existing is not None and existing.state == FeedState.REMOVED:
+        # Deleted with its articles kept, and wanted again: polled again, due now.
+        existing.state, existing.disabled_reason, existing.next_check_at = (
+            FeedState.ACTIVE, None, now,
+        )  # fmt: skip
+        existing.error_count = 0
+        session.add(existing)
+        return existing, True
     if existing is not None:
         return existing, False
     feed = Feed(
@@ -181,14 +197,26 @@ def set_fetch_pages(session: Session, url: str, mode: str) -> Feed:
     return feed
 
 
+def is_paused(feed: Feed) -> bool:
+    """Whether an admin paused the feed (disabled, with the pause as the reason)."""
+    reason = feed.disabled_reason or ""
+    return feed.state == FeedState.DISABLED and reason.startswith(PAUSED)
+
+
+def is_held(feed: Feed) -> bool:
+    """Whether an admin stopped the feed (paused or deleted): a check does not restart it."""
+    return feed.state == FeedState.REMOVED or is_paused(feed)
+
+
 def get_feed(session: Session, url: str) -> Feed | None:
     """The feed with exactly this URL, if any."""
     return session.exec(select(Feed).where(Feed.url == url.strip())).first()
 
 
 def list_feeds(session: Session) -> list[Feed]:
-    """Every feed, by URL."""
-    return list(session.exec(select(Feed).order_by(col(Feed.url))).all())
+    """Every feed (deleted ones aside), by URL."""
+    statement = select(Feed).where(Feed.state != FeedState.REMOVED).order_by(col(Feed.url))
+    return list(session.exec(statement).all())
 
 
 def feed_refs(session: Session, urls: Iterable[str]) -> list[FeedRef]:
@@ -201,7 +229,7 @@ def select_due_feeds(session: Session, *, now: datetime, limit: int) -> list[Fee
     """Feeds not disabled whose next check time has come, the most overdue first."""
     statement = (
         select(Feed)
-        .where(Feed.state != FeedState.DISABLED, col(Feed.next_check_at) <= now)
+        .where(col(Feed.state).in_(POLLED_STATES), col(Feed.next_check_at) <= now)
         .order_by(col(Feed.next_check_at))
         .limit(limit)
     )
@@ -210,7 +238,7 @@ def select_due_feeds(session: Session, *, now: datetime, limit: int) -> list[Fee
 
 def all_active_feeds(session: Session) -> list[FeedRef]:
     """Every feed that is not disabled."""
-    statement = select(Feed).where(Feed.state != FeedState.DISABLED).order_by(col(Feed.id))
+    statement = select(Feed).where(col(Feed.state).in_(POLLED_STATES)).order_by(col(Feed.id))
     return [ref_of(feed) for feed in session.exec(statement)]
 
 
@@ -249,10 +277,13 @@ def record_success(
     row.etag = outcome.etag if outcome.etag is not None else row.etag
     row.last_modified = outcome.last_modified or row.last_modified
     row.body_hash = outcome.body_hash or row.body_hash
-    row.title = outcome.title or row.title
+    if not row.title_locked:
+        row.title = outcome.title or row.title
     row.site_url = outcome.site_url or row.site_url
-    row.state, row.error_count, row.last_error = FeedState.ACTIVE, 0, None
-    row.disabled_reason = None
+    # Paused or deleted while it was being refreshed: it stays so.
+    if not is_held(row):
+        row.state, row.disabled_reason = FeedState.ACTIVE, None
+    row.error_count, row.last_error = 0, None
     row.retry_after_until = None
     if outcome.parsed:
         row.last_warning = outcome.warning[:MAX_ERROR_LENGTH] if outcome.warning else None
@@ -308,9 +339,10 @@ def record_failure(
     row = _load(session, feed.id)
     row.error_count += 1
     row.last_error = error[:MAX_ERROR_LENGTH]
-    row.state = FeedState.DISABLED if disable else FeedState.ERRORING
-    if disable:
-        row.disabled_reason = error[:MAX_ERROR_LENGTH]
+    if not is_held(row):  # a feed paused or deleted meanwhile stays so
+        row.state = FeedState.DISABLED if disable else FeedState.ERRORING
+        if disable:
+            row.disabled_reason = error[:MAX_ERROR_LENGTH]
     row.last_checked_at = now
     row.retry_after_until = now + retry_after if retry_after else None
     row.next_check_at = schedule.next_check_after_error(
@@ -369,3 +401,70 @@ def _load(session: Session, feed_id: int) -> Feed:
     if row is None:
         raise LookupError(f"feed {feed_id} vanished during its refresh")
     return row
+
+
+def require_feed(session: Session, url: str) -> Feed:
+    """The feed with this URL (not a deleted one); raise NotFoundError otherwise."""
+    feed = get_feed(session, url)
+    if feed is None or feed.state == FeedState.REMOVED:
+        raise NotFoundError(f"no such feed: {url.strip()} (see `monitor feeds list`)")
+    return feed
+
+
+def parse_interval(value: str, minimum: timedelta, maximum: timedelta) -> timedelta | None:
+    """An interval typed as ``30m``, ``2h``, ``1d`` within the configured bounds, or None for
+    ``auto`` (adaptive); raise UsageError otherwise."""
+    if value.strip().lower() in ("auto", "adaptive"):
+        return None
+    span = parse_duration(value.strip())
+    if not minimum <= span <= maximum:
+        raise UsageError(
+            f"interval {schedule.format_span(span)} is outside the allowed "
+            f"{schedule.format_span(minimum)} to {schedule.format_span(maximum)} "
+            "(schedule.min_interval, schedule.max_interval)"
+        )
+    return span
+
+
+def update_feed(
+    session: Session,
+    feed: Feed,
+    *,
+    title: str | None = None,
+    category: str | None = None,
+    interval: timedelta | None = None,
+    adaptive: bool = False,
+    now: datetime,
+) -> list[str]:
+    """Change a feed's title (kept from then on), category, or interval (fixed, or back to
+    ``adaptive``); return what changed, in words."""
+    changed: list[str] = []
+    if title is not None and (title.strip() != feed.title or not feed.title_locked):
+        feed.title, feed.title_locked = title.strip(), bool(title.strip())
+        changed.append(f"title {feed.title!r}" if feed.title else "title: the feed's own")
+    if category is not None and category.strip() != feed.category:
+        feed.category = category.strip()
+        changed.append(f"category {feed.category!r}")
+    if interval is not None:
+        seconds = int(interval.total_seconds())
+        if seconds != feed.fixed_interval_seconds:
+            feed.fixed_interval_seconds = feed.interval_seconds = seconds
+            feed.interval_reason = f"set to {schedule.format_span(interval)} by an admin"
+            # Sooner if the new interval says so; never later than already planned.
+            feed.next_check_at = min(feed.next_check_at, now + interval)
+            changed.append(f"interval {schedule.format_span(interval)}")
+    elif adaptive and feed.fixed_interval_seconds is not None:
+        feed.fixed_interval_seconds = None
+        changed.append("interval adaptive")
+    session.add(feed)
+    return changed
+
+
+def pause_feed(session: Session, feed: Feed, *, by: str, now: datetime) -> bool:
+    """Stop polling ``feed`` until it is resumed (``retry_feeds``); False if already paused."""
+    if is_paused(feed):
+        return False
+    feed.state = FeedState.DISABLED
+    feed.disabled_reason = f"{PAUSED}{by} at {now:%Y-%m-%d %H:%M} UTC"
+    session.add(feed)
+    return True

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from monitor.models import Feed, FeedState, Sighting
 from monitor.reports.health import SightingRow, assess_feeds
+from monitor.sources.feeds import list_feeds
 from monitor.sources.schedule import format_span
 
 # New items per day are counted over this window.
@@ -43,7 +44,7 @@ class FeedHealthRow:
 
 def feed_health(session: Session, *, now: datetime, silent_factor: float) -> list[FeedHealthRow]:
     """The health of every feed, by URL."""
-    feeds = list(session.exec(select(Feed).order_by(col(Feed.url))))
+    feeds = list_feeds(session)
     statement = select(Sighting.feed_id, Sighting.first_seen_at, Sighting.last_seen_at).where(
         col(Sighting.last_seen_at) >= now - RHYTHM_WINDOW
     )

@@ -22,7 +22,7 @@ from typing import TypeVar
 from sqlalchemy import ColumnElement, Engine, func, or_
 from sqlmodel import Session, col, select, update
 
-from monitor.models import Feed, FeedState
+from monitor.models import POLLED_STATES, Feed
 from monitor.sources.feeds import FeedRef, ref_of
 from monitor.workers import local_worker_gone
 
@@ -38,7 +38,7 @@ def worker_id(configured: str = "") -> str:
 def _claimable(now: datetime, due_by: datetime) -> ColumnElement[bool]:
     """Not disabled, due by ``due_by``, and under no lease that is still running at ``now``."""
     return (
-        (col(Feed.state) != FeedState.DISABLED)
+        col(Feed.state).in_(POLLED_STATES)
         & (col(Feed.next_check_at) <= due_by)
         & or_(col(Feed.lease_until).is_(None), col(Feed.lease_until) <= now)
     )

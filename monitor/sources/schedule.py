@@ -149,12 +149,17 @@ class Observations:
     listed_items: int | None = None
     first_check: bool = False
     hint: Hint | None = None
+    # The interval an admin set for the feed: it replaces the adaptive one.
+    fixed: timedelta | None = None
 
 
 def plan_interval(seen: Observations, bounds: Bounds) -> PlannedInterval:
     """The feed's next interval, and the reasons, in words."""
     reasons: list[str] = []
-    if seen.rate is None:
+    if seen.fixed is not None:
+        interval = seen.fixed
+        reasons.append(f"set to {format_span(seen.fixed)} by an admin")
+    elif seen.rate is None:
         interval = seen.current if not seen.first_check else seen.default
         reasons.append("its publishing rate is not known yet")
     elif seen.rate == 0:
@@ -164,7 +169,9 @@ def plan_interval(seen: Observations, bounds: Bounds) -> PlannedInterval:
         interval = DAY / seen.rate
         reasons.append(f"publishes about {seen.rate:.1f} items a day")
     listed, new = seen.listed_items, seen.new_items
-    if listed and new is not None and not seen.first_check:
+    if seen.fixed is not None:
+        pass  # the admin's interval does not adapt to the items seen
+    elif listed and new is not None and not seen.first_check:
         if new * 2 > listed:
             interval = min(interval, seen.current / 2)
             reasons.append(f"{new} of its {listed} items were new: checking sooner")

@@ -29,11 +29,15 @@ from monitor.models import Topic, utcnow
 from monitor.settings import Settings
 from monitor.sources.admission import HostResolver, system_addresses
 from monitor.web.api import api_router
+from monitor.web.article_page import article_routes
 from monitor.web.atom import atom_router
+from monitor.web.chart_pages import chart_routes
 from monitor.web.digests import digest_router
+from monitor.web.feed_pages import feed_routes
 from monitor.web.inbox import inbox_routes
 from monitor.web.pages import install_pages
 from monitor.web.selfservice import selfservice_router
+from monitor.web.subscriber_pages import subscriber_routes
 
 PAGE = "unsubscribe.html"
 # The token is a credential in the URL: keep it out of caches, referrers and search engines.
@@ -98,9 +102,12 @@ def create_app(
             topics = topic_names(session, found.topic_ids)
         return page(200, state="done", topics=topics, ended=ended)
 
-    pages = install_pages(app, settings, engine, secret_key=secret_key, clock=clock,
-                          resolve=resolve)  # fmt: skip
-    app.include_router(inbox_routes(pages))
+    web = install_pages(app, settings, engine, secret_key=secret_key, clock=clock, resolve=resolve)
+    app.include_router(article_routes(web))
+    app.include_router(chart_routes(web))
+    app.include_router(feed_routes(web))
+    app.include_router(subscriber_routes(web))
+    app.include_router(inbox_routes(web))
     app.include_router(api_router(settings, engine, clock=clock, resolve=resolve))
     app.include_router(atom_router(engine, settings.web, clock=clock))
     app.include_router(selfservice_router(engine, env, secret_key, clock=clock))

@@ -25,3 +25,15 @@ def csrf_valid(secret_key: str, nonce: str, token: str | None) -> bool:
     if not token:
         return False
     return hmac.compare_digest(csrf_token(secret_key, nonce), token)
+
+
+def notice_signature(secret_key: str, notice: str) -> str:
+    """The signature of a notice carried in a redirect's URL (``?done=...&sig=...``), so that
+    a link from elsewhere cannot make an admin page say what it likes."""
+    mac = hmac.new(secret_key.encode(), f"notice:{notice}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+def notice_valid(secret_key: str, notice: str, signature: str) -> bool:
+    """Whether ``signature`` is the notice's."""
+    return bool(signature) and hmac.compare_digest(notice_signature(secret_key, notice), signature)

@@ -36,24 +36,21 @@ from monitor.delivery.subscriptions import (
     list_subscriptions,
     make_schedule,
     subscribe_topics,
+    time_zones,
     unsubscribe,
 )
 from monitor.errors import MonitorError
 from monitor.models import (
     Article,
-    ArticlePage,
-    Feed,
     Frequency,
     Match,
     Report,
-    Sighting,
-    Story,
+    Subscriber,
     Topic,
     TopicPriority,
 )
 from monitor.operations import retag_pending_topics
 from monitor.pages.health import page_health
-from monitor.pages.store import text_source_label
 from monitor.reports.build import DayCount, day_bounds, local_day
 from monitor.reports.charts import volume_svg
 from monitor.reports.store import get_report, list_reports
@@ -67,9 +64,9 @@ from monitor.sources.health import feed_health
 from monitor.sources.opml import OpmlFeed, read_opml, write_opml
 from monitor.text import shorten
 from monitor.topics.catalog import apply_changes, create_topic, get_topic, list_topics
-from monitor.topics.matcher import Span, explain
+from monitor.topics.matcher import Span
 from monitor.topics.query import QuerySyntaxError, parse_query
-from monitor.topics.tagging import Backtest, article_view, backtest, topic_rule
+from monitor.topics.tagging import Backtest, backtest
 from monitor.untrusted import strip_controls
 from monitor.web.auth import (
     SessionCodec,
@@ -81,7 +78,8 @@ from monitor.web.auth import (
     start_session,
 )
 from monitor.web.channel_pages import channel_routes
-from monitor.web.csrf import FIELD, HEADER, csrf_token, csrf_valid
+from monitor.web.csrf import FIELD, HEADER, csrf_token, csrf_valid, notice_valid
+from monitor.web.volume_charts import TOPIC_DAYS, topic_volume_chart
 
 COOKIE = "monitor_session"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -503,7 +501,13 @@ def _charts(payload: dict[str, Any]) -> dict[str, Markup]:
     charts = {}
     for topic in payload.get("topics", []):
         series = [
-            DayCount(date.fromisoformat(d["date"]), int(d["articles"]), bool(d["spike"]))
+            DayCount(
+                date.fromisoformat(d["date"]),
+                int(d["articles"]),
+                bool(d["spike"]),
+                d.get("mean"),
+                d.get("stdev"),
+            )
             for d in topic.get("series", [])
         ]
         charts[topic["slug"]] = volume_svg(series, label=f"{topic['name']}: articles per day")
@@ -611,8 +615,10 @@ def _topic_routes(web: WebPages) -> APIRouter:
                 return web.render(request, visit, "error.html", 404, title="No such topic",
                                   message=f"There is no topic {slug!r}.")  # fmt: skip
             preview = web.preview(session, topic.query)
+            volume = topic_volume_chart(session, topic, web.settings, now=web.clock())
         return web.render(request, visit, "topic_edit.html", creating=False,
-                          form=_topic_form(topic), preview=preview)  # fmt: skip
+                          form=_topic_form(topic), preview=preview, volume=volume,
+                          volume_days=TOPIC_DAYS)  # fmt: skip
 
     @router.post("/topics", response_class=HTMLResponse)
     def add_topic(request: Request, visit: CheckedVisit, fields: TopicFields) -> Response:
@@ -681,7 +687,9 @@ def _feed_routes(web: WebPages) -> APIRouter:
         with Session(web.engine) as session:
             rows = feed_health(session, now=web.clock(),
                                silent_factor=web.settings.reports.silent_factor)  # fmt: skip
-            modes = {feed.url: str(feed.fetch_pages) for feed in list_feeds(session)}
+            listed = list_feeds(session)
+            modes = {feed.url: str(feed.fetch_pages) for feed in listed}
+            context.setdefault("ids", {feed.url: feed.id for feed in listed})
             hosts = [host for host in page_health(session, now=web.clock()) if host.failed]
         context.setdefault("form", {"url": "", "title": ""})
         context.setdefault("imported", None)
@@ -689,8 +697,10 @@ def _feed_routes(web: WebPages) -> APIRouter:
                           page_hosts=hosts, **context)  # fmt: skip
 
     @router.get("/feeds", response_class=HTMLResponse)
-    def feeds(request: Request, visit: AdminVisit) -> Response:
+    def feeds(request: Request, visit: AdminVisit, done: str = "", sig: str = "") -> Response:
         """Every feed with its health, the add-feed form and OPML import and export."""
+        if done and notice_valid(web.secret_key, done, sig):  # what a feed's page just did
+            visit.notices.append(done)
         return feeds_page(request, visit)
 
     @router.post("/feeds", response_class=HTMLResponse)
@@ -800,6 +810,7 @@ def _subscriber_routes(web: WebPages) -> APIRouter:
             rows = list_subscriptions(session)
             topics = list_topics(session)
             context.setdefault("channels", list_channels(session))
+            ids = {s.email: s.id for s in session.exec(select(Subscriber))}
         context.setdefault("form", {"email": "", "name": "", "timezone": "UTC",
                                     "frequency": "daily", "send_time": "08:00", "weekday": 0,
                                     "topics": []})  # fmt: skip
@@ -808,7 +819,7 @@ def _subscriber_routes(web: WebPages) -> APIRouter:
                                             "weekday": 0, "topics": []})  # fmt: skip
         return web.render(request, visit, "subscribers.html", status, subscriptions=rows,
                           topics=topics, weekdays=WEEKDAYS, frequencies=list(Frequency),
-                          **context)  # fmt: skip
+                          zones=time_zones(), subscriber_ids=ids, **context)  # fmt: skip
 
     router.include_router(channel_routes(web, page, Depends(checked_visit)))
 
@@ -873,6 +884,7 @@ def _subscriber_routes(web: WebPages) -> APIRouter:
 
 
 def _article_routes(web: WebPages) -> APIRouter:
+    # The article page itself is monitor.web.article_page.
     router = APIRouter()
 
     @router.get("/search", response_class=HTMLResponse)
@@ -882,55 +894,4 @@ def _article_routes(web: WebPages) -> APIRouter:
             preview = web.preview(session, q, limit=SEARCH_LIMIT)
         return web.render(request, visit, "search.html", query=q, preview=preview)
 
-    @router.get("/articles/{article_id}", response_class=HTMLResponse)
-    def article(request: Request, visit: AdminVisit, article_id: int) -> Response:
-        """One article: where it was seen, its story, the topics it matched and why."""
-        with Session(web.engine) as session:
-            found = session.get(Article, article_id)
-            if found is None:
-                return web.render(request, visit, "error.html", 404, title="No such article",
-                                  message=f"There is no article {article_id}.")  # fmt: skip
-            context = _article_context(session, found)
-        return web.render(request, visit, "article.html", article=found, **context)
-
     return router
-
-
-def _article_context(session: Session, article: Article) -> dict[str, Any]:
-    feed = session.get(Feed, article.feed_id)
-    sightings = session.exec(
-        select(Sighting, Feed)
-        .join(Feed, col(Feed.id) == Sighting.feed_id)
-        .where(Sighting.article_id == article.id)
-        .order_by(col(Sighting.first_seen_at))
-    ).all()
-    view = article_view(article, feed_title=feed.title if feed else "",
-                        feed_url=feed.url if feed else "")  # fmt: skip
-    matches = []
-    for match, topic in session.exec(
-        select(Match, Topic)
-        .join(Topic, col(Topic.id) == Match.topic_id)
-        .where(Match.article_id == article.id)
-        .order_by(col(Topic.slug))
-    ):
-        lines = explain(topic_rule(topic), view)
-        matches.append({"match": match, "topic": topic, "why": lines})
-    return {"feed": feed, "sightings": sightings, "matches": matches,
-            "story": _story(session, article), "page": session.get(ArticlePage, article.id),
-            "text": view.text, "text_source": text_source_label(article)}  # fmt: skip
-
-
-def _story(session: Session, article: Article) -> dict[str, Any] | None:
-    """The article's story (outlets, articles) and its other articles, newest last."""
-    if article.story_id is None:
-        return None
-    story = session.get(Story, article.story_id)
-    if story is None:
-        return None
-    others = session.exec(
-        select(Article)
-        .where(Article.story_id == story.id, col(Article.id) != article.id)
-        .order_by(col(Article.first_seen_at))
-        .limit(50)
-    ).all()
-    return {"story": story, "title": story.title or article.title, "articles": others}

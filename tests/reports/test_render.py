@@ -62,8 +62,15 @@ def test_page_has_an_svg_chart_per_topic_and_the_email_none(
     # The page's inline SVG, each one taken out whole and parsed as the XML it must be.
     charts = [ET.fromstring(svg) for svg in re.findall(r"<svg .*?</svg>", rendered.html, re.S)]
     assert len(charts) == len(scenario_report.topics)
-    for chart in charts:
-        assert len(chart.findall(f"{SVG}rect")) == scenario_report.rules.chart_days
+    for chart, topic in zip(charts, scenario_report.topics, strict=True):
+        assert (
+            len(chart.findall(f"{SVG}rect[@class='bar']"))
+            + len(chart.findall(f"{SVG}rect[@class='bar spike']"))
+            == scenario_report.rules.chart_days
+        )
+        # The baseline band covers the days that have a usual level (a week of history on).
+        with_usual = sum(1 for day in topic.series if day.mean is not None)
+        assert len(chart.findall(f"{SVG}rect[@class='band']")) == with_usual
     assert "<svg" not in rendered.email_html
 
 

@@ -156,7 +156,7 @@ def test_the_report_page_has_its_charts(seeded: Site) -> None:
     response = seeded.client.get(f"/reports/{REPORT_DAY}")
 
     assert "<h1>Report of 2024-09-08</h1>" in response.text
-    assert response.text.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 2
+    assert response.text.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart volume"') == 2
     assert 'class="bar spike"' in response.text
     assert "Spikes: election-interference" in response.text
     assert f'<a href="/reports/{REPORT_DAY}">{REPORT_DAY}</a>' in seeded.client.get("/reports").text
