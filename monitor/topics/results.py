@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from monitor.cursor import Position, decode_cursor, encode_cursor
@@ -93,7 +94,7 @@ def result_page(
 
 
 def every_match(
-    session: Session,
+    engine: Engine,
     query: Node,
     *,
     since: datetime,
@@ -101,12 +102,14 @@ def every_match(
     before: Position | None = None,
     page_size: int = EXPORT_PAGE,
 ) -> Iterator[Sample]:
-    """Every match older than ``before``, newest first, read a page at a time."""
+    """Every match older than ``before``, newest first, read a page at a time, each page in a
+    session of its own: a streamed export holds no session (nor a lock) between its pages."""
     position = before
     while True:
-        page = result_page(
-            session, query, since=since, limit=page_size, timezone=timezone, before=position
-        )
+        with Session(engine) as session:
+            page = result_page(
+                session, query, since=since, limit=page_size, timezone=timezone, before=position
+            )
         yield from page.result.samples
         if page.next_cursor is None:
             return
