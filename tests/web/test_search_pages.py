@@ -52,8 +52,8 @@ def title_of(n: int) -> str:
 
 @pytest.fixture
 def archive(engine: Engine) -> list[Stored]:
-    """230 articles over six and a half days in two feeds, two sites and two languages; three at a time
-    share a first-seen instant."""
+    """230 articles over six and a half days in two feeds, two sites and two languages; three
+    at a time share a first-seen instant."""
     stored = []
     with Session(engine) as session, session.begin():
         add_topic(session, "updates", "update")
