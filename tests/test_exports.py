@@ -35,7 +35,7 @@ def test_safe_cell(value: object, cell: str) -> None:
 
 
 def test_csv_text_reads_back_with_header_and_quoted_cells() -> None:
-    rows = [["=cmd|' /C calc'!A0", 'say "hi", then go\nhome'], ["-1", 7]]
+    rows: list[list[object]] = [["=cmd|' /C calc'!A0", 'say "hi", then go\nhome'], ["-1", 7]]
 
     text = csv_text(["a", "=b"], rows)
 
