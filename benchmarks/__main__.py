@@ -21,6 +21,7 @@ from rich.text import Text
 from benchmarks import (
     channels,
     digest,
+    exports,
     extract,
     languages,
     match,
@@ -54,6 +55,7 @@ BENCHMARKS: dict[str, Callable[[], list[Table]]] = {
     "extract": extract.run,
     "languages": languages.run,
     "channels": channels.run,
+    "exports": exports.run,
 }
 
 
