@@ -284,3 +284,12 @@ def test_a_date_range_counts_its_days(site: Site, archive: list[Stored]) -> None
     for day in (start, start + timedelta(days=1), end):
         count = sum(r.first_seen_at.date() == day for r in inside)
         assert f'<td>{day.isoformat()}</td><td class="num">{count}</td>' in response.text
+
+
+def test_filters_alone_list_what_they_keep(site: Site, archive: list[Stored]) -> None:
+    expected = newest_first(archive, lambda r: r.language == "de" and r.host == "one.example")
+
+    ids, _ = walk(site.client, "/search?lang=de&site=one.example")
+
+    assert ids == expected
+    assert len(expected) > 5
