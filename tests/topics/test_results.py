@@ -33,7 +33,12 @@ AT = datetime(2024, 9, 9, 12, 0, tzinfo=UTC)
 def test_filters_are_query_clauses(
     query: str | None, filters: dict[str, str], reads: str | None
 ) -> None:
-    node = filtered_query(parse_query(query) if query else None, **filters)
+    node = filtered_query(
+        parse_query(query) if query else None,
+        site=filters.get("site", ""),
+        feed=filters.get("feed", ""),
+        language=filters.get("language", ""),
+    )
 
     assert (str(node) if node is not None else None) == reads
     if reads is not None:

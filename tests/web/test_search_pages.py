@@ -293,3 +293,14 @@ def test_filters_alone_list_what_they_keep(site: Site, archive: list[Stored]) ->
 
     assert ids == expected
     assert len(expected) > 5
+
+
+@pytest.mark.parametrize("path", ["/search?q=election&format=csv", "/topics/preview?query=x"])
+def test_exports_and_previews_need_a_sign_in(
+    engine: Engine, archive: list[Stored], tmp_path: Path, path: str
+) -> None:
+    with TestClient(make_app(engine, web_settings(tmp_path))) as client:
+        response = client.get(path, follow_redirects=False)
+
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login?next=")
