@@ -9,16 +9,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlalchemy import ColumnElement, Engine, and_, or_
+from sqlmodel import Session, col, select
 
 from monitor.cursor import Position, decode_cursor, encode_cursor
+from monitor.models import Article, Feed
 from monitor.text import fold
+from monitor.topics.matcher import Matcher, TopicRule
 from monitor.topics.query import And, Node, Source
-from monitor.topics.tagging import Backtest, Sample, backtest
+from monitor.topics.tagging import Backtest, Sample, article_view, backtest
 from monitor.untrusted import strip_controls, web_url
 
-# Matches read per backtest while an export walks every page: bounded memory on any archive.
+# Articles read at a time while an export walks the window: bounded memory on any archive.
 EXPORT_PAGE = 1000
 # The columns of a CSV export, in order; JSON records carry the same keys.
 COLUMNS = (
@@ -93,27 +95,52 @@ def result_page(
     return ResultPage(result, encode_cursor(last.first_seen_at, last.id or 0))
 
 
+def _older_than(position: Position | None) -> list[ColumnElement[bool]]:
+    if position is None:
+        return []
+    at, article_id = position
+    return [
+        or_(
+            col(Article.first_seen_at) < at,
+            and_(col(Article.first_seen_at) == at, col(Article.id) < article_id),
+        )
+    ]
+
+
 def every_match(
     engine: Engine,
     query: Node,
     *,
     since: datetime,
-    timezone: str = "UTC",
     before: Position | None = None,
-    page_size: int = EXPORT_PAGE,
+    batch_size: int = EXPORT_PAGE,
 ) -> Iterator[Sample]:
-    """Every match older than ``before``, newest first, read a page at a time, each page in a
-    session of its own: a streamed export holds no session (nor a lock) between its pages."""
+    """Every match older than ``before``, newest first: the articles of the window read once,
+    newest first, a batch at a time, each batch in a session of its own (a streamed export
+    holds no session, nor a lock, between batches), and matched as ``backtest`` matches them.
+
+    One pass, where walking ``result_page`` would re-read (and re-count) the rest of the window
+    for every page.
+    """
+    matcher = Matcher([TopicRule(0, "query", 0, query)])
     position = before
     while True:
         with Session(engine) as session:
-            page = result_page(
-                session, query, since=since, limit=page_size, timezone=timezone, before=position
-            )
-        yield from page.result.samples
-        if page.next_cursor is None:
+            batch = session.exec(
+                select(Article, Feed)
+                .join(Feed, col(Feed.id) == Article.feed_id)
+                .where(col(Article.first_seen_at) >= since, *_older_than(position))
+                .order_by(col(Article.first_seen_at).desc(), col(Article.id).desc())
+                .limit(batch_size)
+            ).all()
+        if not batch:
             return
-        position = decode_cursor(page.next_cursor)
+        for article, feed in batch:
+            hits = matcher.match(article_view(article, feed_title=feed.title, feed_url=feed.url))
+            if hits:
+                yield Sample(article, feed, hits[0])
+        last = batch[-1][0]
+        position = (last.first_seen_at, last.id or 0)
 
 
 def sample_record(sample: Sample) -> dict[str, object]:

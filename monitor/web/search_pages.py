@@ -189,9 +189,7 @@ def export_chunks(
     one JSON document, a chunk at a time."""
     records = (
         sample_record(sample)
-        for sample in every_match(
-            engine, plan.node, since=plan.since, timezone=timezone, before=plan.end
-        )
+        for sample in every_match(engine, plan.node, since=plan.since, before=plan.end)
     )
     if kind == "csv":
         return csv_chunks(COLUMNS, (record_row(record) for record in records))

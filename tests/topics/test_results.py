@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
 
 from monitor.cursor import encode_cursor
 from monitor.errors import UsageError
 from monitor.topics.query import parse_query
-from monitor.topics.results import filtered_query, later_bound
+from monitor.topics.results import every_match, filtered_query, later_bound
+from monitor.topics.tagging import backtest
+from tests.utils.factories import add_article
 
 AT = datetime(2024, 9, 9, 12, 0, tzinfo=UTC)
 
@@ -71,3 +75,25 @@ def test_the_tighter_bound_wins(
 def test_a_foreign_cursor_is_refused() -> None:
     with pytest.raises(UsageError, match="cursor: 'abc' is not a cursor monitor gave"):
         later_bound(None, "abc")
+
+
+def test_every_match_is_the_backtest_in_one_pass(engine: Engine) -> None:
+    seen = [AT - timedelta(minutes=n // 3) for n in range(40)]  # three at a time tie
+    with Session(engine) as session, session.begin():
+        for n, when in enumerate(seen):
+            add_article(session, f"{'Election' if n % 3 else 'Weather'} report {n}", seen=when)
+    node = parse_query("election")
+    since = AT - timedelta(days=1)
+    with Session(engine) as session:
+        whole = backtest(session, node, since=since, limit=1000)
+        expected = [(s.article.id, s.hit.terms) for s in whole.samples]
+        end = (whole.samples[5].article.first_seen_at, whole.samples[5].article.id or 0)
+
+    found = [
+        (s.article.id, s.hit.terms) for s in every_match(engine, node, since=since, batch_size=4)
+    ]
+    after = [s.article.id for s in every_match(engine, node, since=since, before=end, batch_size=7)]
+
+    assert len(expected) == 26
+    assert found == expected
+    assert after == [article_id for article_id, _ in expected[6:]]
