@@ -21,6 +21,7 @@ from rich.text import Text
 from benchmarks import (
     channels,
     digest,
+    exports,
     extract,
     languages,
     match,
@@ -56,6 +57,7 @@ BENCHMARKS: dict[str, Callable[[], list[Table]]] = {
     "languages": languages.run,
     "channels": channels.run,
     "review": review.run,
+    "exports": exports.run,
 }
 
 

@@ -158,7 +158,7 @@ def test_pages_atom_and_api_show_no_hostile_characters_or_links(polled: Path) ->
         engine.dispose()
 
     assert [r.status_code for r in (api_list, api_one, page, atom)] == [200, 200, 200, 200]
-    assert (api_list.json()[0]["url"], api_one.json()["url"]) == ("", "")
+    assert (api_list.json()["articles"][0]["url"], api_one.json()["url"]) == ("", "")
     assert api_one.json()["title"] == SHOWN
     for where, body in [("the API", api_list.text + api_one.text), ("the page", page.text),
                         ("the Atom feed", atom.text)]:  # fmt: skip

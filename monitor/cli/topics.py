@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -11,15 +13,18 @@ from rich.text import Text
 from sqlmodel import Session
 
 from monitor.cli.common import prepare, say, settings_of, show, user_errors
-from monitor.errors import NotFoundError
+from monitor.errors import NotFoundError, UsageError
+from monitor.exports import csv_text, json_value
 from monitor.models import Article, Feed, TopicPriority, utcnow
 from monitor.operations import retag_pending_topics
 from monitor.settings import parse_duration
 from monitor.text import shorten
 from monitor.topics.catalog import apply_changes, create_topic, list_topics, require_topic
 from monitor.topics.matcher import Span, explain
-from monitor.topics.query import parse_query
+from monitor.topics.query import Node, parse_query
+from monitor.topics.results import COLUMNS, record_row, sample_record
 from monitor.topics.tagging import Backtest, Sample, article_view, backtest, topic_rule
+from monitor.untrusted import web_url
 
 topics_app = typer.Typer(
     help="Watched topics: list, test a query, explain a match, add, edit, disable.",
@@ -31,6 +36,35 @@ QueryArgument = Annotated[
 ]
 SinceOption = Annotated[str, typer.Option(help="Look at articles first seen this recently.")]
 LimitOption = Annotated[int, typer.Option(min=1, help="Show at most this many articles.")]
+
+
+class OutputFormat(StrEnum):
+    """How search and topics test print their results."""
+
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+def output_format(value: str) -> OutputFormat:
+    """The format ``--format`` names; UsageError (one line) for any other word."""
+    try:
+        return OutputFormat(value.strip().lower())
+    except ValueError:
+        choices = ", ".join(choice.value for choice in OutputFormat)
+        raise UsageError(f"--format: {value!r} is not one of {choices}") from None
+
+
+# A plain string checked by output_format: a bad word is a one-line error, as every other is.
+FormatOption = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="table (for people, with each article's URL), json (one JSON document: the "
+        "counts per day and the articles) or csv (a header line, then one line per article; "
+        "cells that a spreadsheet would read as a formula start with a quote).",
+    ),
+]
 
 
 def _highlighted(text: str, ranges: list[tuple[int, int]]) -> Text:
@@ -53,6 +87,10 @@ def _sample_table(samples: list[Sample]) -> Table:
             body.append(_highlighted(sample.hit.snippet.text, list(sample.hit.snippet.highlights)))
         if sample.article.backlog:
             body.append("\nbacklog (published well before first seen)", style="dim")
+        # Last, so the title, feed and snippet keep their lines; plain, so terminals link it.
+        url = web_url(sample.article.url)
+        if url:
+            body.append(f"\n{url}")
         table.add_row(sample.article.first_seen_at.strftime("%Y-%m-%d %H:%M"),
                       str(sample.article.id), body)  # fmt: skip
     return table
@@ -74,30 +112,57 @@ def _print_backtest(result: Backtest, since: datetime) -> None:
         show(_sample_table(result.samples))
 
 
-def _run_query(ctx: typer.Context, query: str, since: str, limit: int) -> None:
+def backtest_document(node: Node, result: Backtest, since: datetime) -> dict[str, object]:
+    """The JSON document of a search: the query, the counts per day and the articles."""
+    return {
+        "query": str(node),
+        "since": since,
+        "scanned": result.scanned,
+        "total": result.total,
+        "per_day": {day.isoformat(): count for day, count in result.per_day.items()},
+        "articles": [sample_record(sample) for sample in result.samples],
+    }
+
+
+def _run_query(ctx: typer.Context, query: str, since: str, limit: int, chosen: str) -> None:
+    output = output_format(chosen)
     node = parse_query(query)
     cutoff = utcnow() - parse_duration(since)
     engine = prepare(ctx)
     with Session(engine) as session:
         result = backtest(session, node, since=cutoff, limit=limit)
-    _print_backtest(result, cutoff)
+    if output == OutputFormat.JSON:
+        sys.stdout.write(json_value(backtest_document(node, result, cutoff)) + "\n")
+    elif output == OutputFormat.CSV:
+        rows = (record_row(sample_record(sample)) for sample in result.samples)
+        sys.stdout.write(csv_text(COLUMNS, rows))
+    else:
+        _print_backtest(result, cutoff)
 
 
 @topics_app.command("test")
 @user_errors
 def topics_test(
-    ctx: typer.Context, query: QueryArgument, since: SinceOption = "30d", limit: LimitOption = 20
+    ctx: typer.Context,
+    query: QueryArgument,
+    since: SinceOption = "30d",
+    limit: LimitOption = 20,
+    output: FormatOption = OutputFormat.TABLE.value,
 ) -> None:
     """Try a query on stored articles without saving: matches per day and the newest ones."""
-    _run_query(ctx, query, since, limit)
+    _run_query(ctx, query, since, limit, output)
 
 
 @user_errors
 def search(
-    ctx: typer.Context, query: QueryArgument, since: SinceOption = "30d", limit: LimitOption = 20
+    ctx: typer.Context,
+    query: QueryArgument,
+    since: SinceOption = "30d",
+    limit: LimitOption = 20,
+    output: FormatOption = OutputFormat.TABLE.value,
 ) -> None:
     """Search stored articles with the topic query language, newest first."""
-    _run_query(ctx, query, since, limit)
+    _run_query(ctx, query, since, limit, output)
 
 
 @topics_app.command("list")

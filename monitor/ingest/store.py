@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal, update
+from sqlalchemy import and_, bindparam, func, literal, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
@@ -363,11 +363,21 @@ def list_articles(
     since: datetime | None = None,
     topic_id: int | None = None,
     limit: int = 50,
+    before: tuple[datetime, int] | None = None,
 ) -> list[tuple[Article, list[str]]]:
-    """The newest articles first seen since ``since`` (of one topic, if given), with topic slugs."""
+    """The newest articles first seen since ``since`` (of one topic, if given), with topic slugs;
+    with ``before``, a ``(first_seen_at, id)`` page cursor, only those strictly older than it."""
     statement = select(Article)
     if since is not None:
         statement = statement.where(col(Article.first_seen_at) >= since)
+    if before is not None:
+        at, article_id = before
+        statement = statement.where(
+            or_(
+                col(Article.first_seen_at) < at,
+                and_(col(Article.first_seen_at) == at, col(Article.id) < article_id),
+            )
+        )
     if topic_id is not None:
         statement = statement.join(Match, col(Match.article_id) == Article.id).where(
             Match.topic_id == topic_id

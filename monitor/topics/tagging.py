@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, update
+from sqlalchemy import and_, delete, or_, update
 from sqlmodel import Session, col, select
 
 from monitor.db import dialect_insert
@@ -111,14 +111,26 @@ def save_matches(session: Session, matches: Sequence[ArticleMatch], *, now: date
     return len(session.execute(statement).all())
 
 
-def _articles_since(session: Session, since: datetime) -> Iterator[list[tuple[Article, Feed]]]:
-    """Stored articles first seen since ``since``, oldest first, in batches."""
+def _articles_since(
+    session: Session, since: datetime, before: tuple[datetime, int] | None = None
+) -> Iterator[list[tuple[Article, Feed]]]:
+    """Stored articles first seen since ``since`` (and strictly older than ``before``, a
+    ``(first_seen_at, id)`` pair), in id order, in batches."""
+    window = [col(Article.first_seen_at) >= since]
+    if before is not None:
+        at, article_id = before
+        window.append(
+            or_(
+                col(Article.first_seen_at) < at,
+                and_(col(Article.first_seen_at) == at, col(Article.id) < article_id),
+            )
+        )
     last_id = 0
     while True:
         batch = session.exec(
             select(Article, Feed)
             .join(Feed, col(Feed.id) == Article.feed_id)
-            .where(col(Article.first_seen_at) >= since, col(Article.id) > last_id)
+            .where(*window, col(Article.id) > last_id)
             .order_by(col(Article.id))
             .limit(SCAN_BATCH)
         ).all()
@@ -189,9 +201,19 @@ class Backtest:
 
 
 def backtest(
-    session: Session, query: Node, *, since: datetime, limit: int, timezone: str = "UTC"
+    session: Session,
+    query: Node,
+    *,
+    since: datetime,
+    limit: int,
+    timezone: str = "UTC",
+    before: tuple[datetime, int] | None = None,
 ) -> Backtest:
-    """Run ``query`` over stored articles first seen since ``since``; nothing is saved."""
+    """Run ``query`` over stored articles first seen since ``since``; nothing is saved.
+
+    ``before``, a ``(first_seen_at, id)`` pair, keeps only the articles strictly older than it
+    (a page cursor, or the end of a date range): counts and samples are of those alone.
+    """
     matcher = Matcher([TopicRule(0, "query", 0, query)])
     zone = ZoneInfo(timezone)
     per_day: Counter[date] = Counter()
@@ -199,7 +221,7 @@ def backtest(
     # keep the newest ``limit`` matches by first-seen time in a min-heap, so memory stays bounded.
     newest: list[tuple[datetime, int, Sample]] = []
     scanned = 0
-    for batch in _articles_since(session, since):
+    for batch in _articles_since(session, since, before):
         scanned += len(batch)
         for article, feed in batch:
             hits = matcher.match(article_view(article, feed_title=feed.title, feed_url=feed.url))

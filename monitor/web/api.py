@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from monitor.cursor import MAX_CURSOR_CHARS, decode_cursor, encode_cursor
 from monitor.delivery.render import load_templates
 from monitor.delivery.subscriptions import (
     check_email,
@@ -59,7 +60,7 @@ from monitor.sources.health import feed_health
 from monitor.sources.opml import OpmlFeed, read_opml, write_opml
 from monitor.topics.catalog import apply_changes, check_query, create_topic, get_topic, list_topics
 from monitor.topics.query import QuerySyntaxError, parse_query
-from monitor.topics.tagging import backtest
+from monitor.topics.results import result_page
 from monitor.untrusted import strip_controls, web_url
 from monitor.web.channels_api import channels_router
 from monitor.web.pages import signed_in
@@ -75,6 +76,9 @@ MAX_URL_BYTES = 2000
 # Ids are 32-bit on PostgreSQL: a larger one would be a database error, not a 404.
 MAX_ID = 2**31 - 1
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,99}$"
+# The most articles one page of a backtest or an article listing holds; clients page on with
+# ``next_cursor`` for more (an export of every match is a walk over the pages).
+MAX_PAGE = 1000
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -164,7 +168,14 @@ Slug = Annotated[str, Path(pattern=SLUG_PATTERN, description="A topic slug.")]
 SinceParam = Annotated[
     str | None, Query(max_length=20, description="How far back: 90s, 15m, 2h, 1d, 1w.")
 ]
-LimitParam = Annotated[int, Query(ge=1, le=500)]
+LimitParam = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+CURSOR_DESCRIPTION = (
+    "Where the page starts: the next_cursor of the page before (opaque). Pages run newest "
+    "first, by first_seen_at then id, with no article repeated or skipped between them."
+)
+CursorParam = Annotated[
+    str | None, Query(max_length=MAX_CURSOR_CHARS, description=CURSOR_DESCRIPTION)
+]
 
 
 def since_cutoff(since: str, now: datetime) -> datetime:
@@ -314,7 +325,13 @@ class BacktestIn(BaseModel):
 
     query: Text = Field(max_length=10_000)
     since: Text = Field(default="30d", max_length=20)
-    limit: int = Field(default=20, ge=1, le=200)
+    limit: int = Field(default=20, ge=1, le=MAX_PAGE, description="Matches on this page.")
+    cursor: str | None = Field(
+        default=None,
+        max_length=MAX_CURSOR_CHARS,
+        description=CURSOR_DESCRIPTION
+        + " With a cursor, scanned, total and per_day count the articles older than it only.",
+    )
 
 
 class SampleOut(BaseModel):
@@ -330,12 +347,15 @@ class SampleOut(BaseModel):
 
 
 class BacktestOut(BaseModel):
-    """What a query matches among stored articles."""
+    """What a query matches among stored articles (older than the cursor, if one was given)."""
 
     scanned: int
     total: int
     per_day: dict[str, int]
     samples: list[SampleOut]
+    next_cursor: str | None = Field(
+        default=None, description="The cursor of the next page; null on the last page."
+    )
 
 
 class SubscriptionOut(BaseModel):
@@ -395,6 +415,15 @@ class ArticleOut(BaseModel):
     # Declared by the feed, and detected from the text ("" when too short to tell).
     language: str = ""
     detected_language: str = ""
+
+
+class ArticlesPage(BaseModel):
+    """A page of articles, newest first, and the cursor of the next page."""
+
+    articles: list[ArticleOut]
+    next_cursor: str | None = Field(
+        default=None, description="The cursor of the next page; null on the last page."
+    )
 
 
 class MatchOut(BaseModel):
@@ -708,13 +737,15 @@ def api_router(
 
     @router.post("/topics/backtest", response_model=BacktestOut)
     def post_backtest(body: BacktestIn, _: Admin) -> BacktestOut:
-        """Try a query on stored articles without saving anything: per day and newest matches."""
+        """Try a query on stored articles without saving anything: per day and newest matches,
+        a page at a time (``cursor`` from ``next_cursor``)."""
         node = parse_query(body.query)
         cutoff = since_cutoff(body.since, clock())
+        before = decode_cursor(body.cursor) if body.cursor is not None else None
         with Session(engine) as session:
-            result = backtest(
-                session, node, since=cutoff, limit=body.limit, timezone=settings.reports.timezone
-            )
+            page = result_page(session, node, since=cutoff, limit=body.limit,
+                               timezone=settings.reports.timezone, before=before)  # fmt: skip
+        result = page.result
         samples = [
             SampleOut(
                 article_id=s.article.id or 0,
@@ -729,7 +760,11 @@ def api_router(
         ]
         per_day = {day.isoformat(): count for day, count in result.per_day.items()}
         return BacktestOut(
-            scanned=result.scanned, total=result.total, per_day=per_day, samples=samples
+            scanned=result.scanned,
+            total=result.total,
+            per_day=per_day,
+            samples=samples,
+            next_cursor=page.next_cursor,
         )
 
     @router.get("/topics/{slug}", response_model=TopicOut)
@@ -841,20 +876,31 @@ def api_router(
 
     # --- articles ---
 
-    @router.get("/articles", response_model=list[ArticleOut])
+    @router.get("/articles", response_model=ArticlesPage)
     def get_articles(
         allowed: Reader,
         topic: Annotated[str | None, Query(pattern=SLUG_PATTERN)] = None,
         since: SinceParam = None,
         limit: LimitParam = 50,
-    ) -> list[ArticleOut]:
-        """The newest articles (of one topic), with the topics they matched."""
+        cursor: CursorParam = None,
+    ) -> ArticlesPage:
+        """The newest articles (of one topic), with the topics they matched, a page at a time
+        (``cursor`` from ``next_cursor``)."""
         cutoff = since_cutoff(since, clock()) if since is not None else None
+        before = decode_cursor(cursor) if cursor is not None else None
         with Session(engine) as session:
             topic_id = visible_topic(session, topic, allowed).id if topic else None
             hidden = set() if allowed else private_slugs(session)
-            rows = list_articles(session, since=cutoff, topic_id=topic_id, limit=limit)
-        return [
+            # One more than the page: whether there is a next page, without counting them all.
+            rows = list_articles(
+                session, since=cutoff, topic_id=topic_id, limit=limit + 1, before=before
+            )
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1][0]
+            next_cursor = encode_cursor(last.first_seen_at, last.id or 0)
+        articles = [
             ArticleOut(
                 id=a.id or 0,
                 title=strip_controls(a.title),
@@ -869,6 +915,7 @@ def api_router(
             )
             for a, slugs in rows
         ]
+        return ArticlesPage(articles=articles, next_cursor=next_cursor)
 
     @router.get("/articles/{article_id}", response_model=ArticleDetail)
     def get_article(

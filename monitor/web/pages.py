@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -65,8 +65,7 @@ from monitor.sources.opml import OpmlFeed, read_opml, write_opml
 from monitor.text import shorten
 from monitor.topics.catalog import apply_changes, create_topic, get_topic, list_topics
 from monitor.topics.matcher import Span
-from monitor.topics.query import QuerySyntaxError, parse_query
-from monitor.topics.tagging import Backtest, backtest
+from monitor.topics.query import parse_query
 from monitor.untrusted import strip_controls
 from monitor.web.auth import (
     SessionCodec,
@@ -79,13 +78,11 @@ from monitor.web.auth import (
 )
 from monitor.web.channel_pages import channel_routes
 from monitor.web.csrf import FIELD, HEADER, csrf_token, csrf_valid, notice_valid
+from monitor.web.search_pages import PREVIEW_SAMPLES, Preview, SearchForm, run_search, search_routes
 from monitor.web.volume_charts import TOPIC_DAYS, topic_volume_chart
 
 COOKIE = "monitor_session"
 STATIC_DIR = Path(__file__).parent / "static"
-PREVIEW_DAYS = 30
-PREVIEW_SAMPLES = 10
-SEARCH_LIMIT = 50
 MAX_OPML_BYTES = 5_000_000
 # Pages show admin data: no caching, no framing, scripts and styles from this site only.
 PAGE_HEADERS = {
@@ -179,17 +176,6 @@ class LoginRequiredError(Exception):
 
 class CsrfRefusedError(Exception):
     """A state-changing request without the session's CSRF token."""
-
-
-@dataclass(frozen=True, slots=True)
-class Preview:
-    """What the topic editor shows under a query: an error, or counts, a chart and samples."""
-
-    query: str
-    error: QuerySyntaxError | None = None
-    result: Backtest | None = None
-    chart: Markup | None = None
-    since: date | None = None
 
 
 class WebPages:
@@ -314,25 +300,10 @@ class WebPages:
     # --- topics preview -------------------------------------------------------------------
 
     def preview(self, session: Session, query: str, *, limit: int = PREVIEW_SAMPLES) -> Preview:
-        """Parse ``query`` and backtest it over the last PREVIEW_DAYS days of articles."""
-        if not query.strip():
-            return Preview(query)
-        try:
-            node = parse_query(query)
-        except QuerySyntaxError as exc:
-            return Preview(query, error=exc)
-        zone_name = self.settings.reports.timezone
-        zone = ZoneInfo(zone_name)
-        now = self.clock()
-        first = local_day(now, zone) - timedelta(days=PREVIEW_DAYS - 1)
-        since, _ = day_bounds(first, zone)
-        result = backtest(session, node, since=since, limit=limit, timezone=zone_name)
-        series = [
-            DayCount(day, result.per_day.get(day, 0), False)
-            for day in (first + timedelta(days=n) for n in range(PREVIEW_DAYS))
-        ]
-        chart = volume_svg(series, label=f"Matches per day over the last {PREVIEW_DAYS} days")
-        return Preview(query, result=result, chart=chart, since=first)
+        """Parse ``query`` and backtest it over the last PREVIEW_DAYS days of articles (the
+        filters and pages are monitor.web.search_pages')."""
+        return run_search(session, SearchForm(query), limit=limit, now=self.clock(),
+                          timezone=self.settings.reports.timezone)  # fmt: skip
 
 
 def _pages(request: Request) -> WebPages:
@@ -423,10 +394,11 @@ def install_pages(
     app.add_exception_handler(CsrfRefusedError, csrf_refused)
     app.include_router(_auth_routes(web))
     app.include_router(_report_routes(web))
+    # Before the topic routes: /topics/preview is not the topic "preview".
+    app.include_router(search_routes(web, Depends(admin_visit)))
     app.include_router(_topic_routes(web))
     app.include_router(_feed_routes(web))
     app.include_router(_subscriber_routes(web))
-    app.include_router(_article_routes(web))
     return web
 
 
@@ -590,13 +562,6 @@ def _topic_routes(web: WebPages) -> APIRouter:
         with Session(web.engine) as session:
             rows = list_topics(session)
         return web.render(request, visit, "topics.html", topics=rows)
-
-    @router.get("/topics/preview", response_class=HTMLResponse)
-    def topic_preview(request: Request, visit: AdminVisit, query: str = "") -> Response:
-        """The preview fragment for ``query`` (the editor's script swaps it in as you type)."""
-        with Session(web.engine) as session:
-            preview = web.preview(session, query)
-        return web.render(request, visit, "_preview.html", preview=preview)
 
     @router.get("/topics/new", response_class=HTMLResponse)
     def new_topic(request: Request, visit: AdminVisit) -> Response:
@@ -879,19 +844,5 @@ def _subscriber_routes(web: WebPages) -> APIRouter:
         visit.notices.append(f"Ended {email}'s subscription to {topic}." if ended
                              else "Nothing to end.")  # fmt: skip
         return page(request, visit)
-
-    return router
-
-
-def _article_routes(web: WebPages) -> APIRouter:
-    # The article page itself is monitor.web.article_page.
-    router = APIRouter()
-
-    @router.get("/search", response_class=HTMLResponse)
-    def search(request: Request, visit: AdminVisit, q: Annotated[str, Query()] = "") -> Response:
-        """Search stored articles of the last PREVIEW_DAYS days with the query language."""
-        with Session(web.engine) as session:
-            preview = web.preview(session, q, limit=SEARCH_LIMIT)
-        return web.render(request, visit, "search.html", query=q, preview=preview)
 
     return router

@@ -170,7 +170,9 @@ def test_articles_newest_first(
     response = client.get(f"/api/articles{query}", headers=headers)
 
     assert response.status_code == 200
-    assert [a["title"] for a in response.json()] == titles
+    assert [a["title"] for a in response.json()["articles"]] == titles
+    # Only ?limit=1 leaves articles for a next page.
+    assert (response.json()["next_cursor"] is None) == ("limit" not in query)
 
 
 @pytest.mark.parametrize(
