@@ -129,8 +129,9 @@ def rank_languages(sample: str, top: int | None = None) -> list[tuple[str, float
 
 
 def load_model() -> None:
-    """Load the detector's model now rather than at the first article."""
-    _identifier()
+    """Load the detector's model now rather than at the first article (the fork server does,
+    so that the prepare workers share its pages)."""
+    _scorer()
 
 
 def base_language(code: str) -> str:
