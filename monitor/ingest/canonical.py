@@ -222,8 +222,8 @@ def fingerprint(*texts: str) -> str:
     """SHA-256 of the words of ``texts``, ignoring case, accents, spacing and punctuation."""
     text = " ".join(texts)
     if text.isascii():  # most feeds: the same words and bytes, several times faster
-        words = text.lower().encode("ascii").translate(_ASCII_NON_WORD_TO_SPACE).split()
-        return hashlib.sha256(b" ".join(words)).hexdigest()
+        ascii_words = text.lower().encode("ascii").translate(_ASCII_NON_WORD_TO_SPACE).split()
+        return hashlib.sha256(b" ".join(ascii_words)).hexdigest()
     words = _WORDS.findall(fold(text))
     return hashlib.sha256(" ".join(words).encode()).hexdigest()
 
