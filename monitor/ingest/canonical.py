@@ -79,6 +79,11 @@ _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # Characters RFC 3986 never allows in a registered host name (IDN letters are fine).
 _BAD_HOST_CHARS = re.compile(r"[\x00-\x20\"#/:<>?@\[\\\]^`{|}\x7f]")
 _WORDS = re.compile(r"\w+")
+# ASCII text's words as bytes.split() finds them once every byte that is not a word character
+# of \w ([A-Za-z0-9_]) is a space: the words _WORDS finds, without a regex.
+_ASCII_NON_WORD_TO_SPACE = bytes(
+    c if chr(c).isascii() and (chr(c).isalnum() or chr(c) == "_") else 32 for c in range(256)
+)
 
 
 class InvalidURLError(ValueError):
@@ -215,7 +220,11 @@ def is_home_page(canonical: str) -> bool:
 
 def fingerprint(*texts: str) -> str:
     """SHA-256 of the words of ``texts``, ignoring case, accents, spacing and punctuation."""
-    words = _WORDS.findall(fold(" ".join(texts)))
+    text = " ".join(texts)
+    if text.isascii():  # most feeds: the same words and bytes, several times faster
+        ascii_words = text.lower().encode("ascii").translate(_ASCII_NON_WORD_TO_SPACE).split()
+        return hashlib.sha256(b" ".join(ascii_words)).hexdigest()
+    words = _WORDS.findall(fold(text))
     return hashlib.sha256(" ".join(words).encode()).hexdigest()
 
 

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -336,9 +337,82 @@ async def refresh_feeds(
     on_done: Callable[[RefreshResult], None] | None = None,
 ) -> list[RefreshResult]:
     """Refresh ``feeds`` with at most ``concurrency`` fetches at once, and at most ``per_host`` at
-    once to any one host; results in the order given."""
+    once to any one host; results in the order given.
+
+    A feed's task is started only when there is room for it (see ``_Admission``): a task per feed
+    up front, 10,000 of them waiting on the gates, cost the polling process some 35 MB.
+    """
     refresher = _Refresher(ctx, concurrency=concurrency, per_host=per_host, on_done=on_done)
-    return list(await asyncio.gather(*(refresher.one(feed) for feed in feeds)))
+    results: list[RefreshResult | None] = [None] * len(feeds)
+    hosts = [host_of(feed.url) for feed in feeds]
+    admission = _Admission(hosts, max(1, concurrency) * 2, max(1, per_host))
+    running: dict[asyncio.Task[RefreshResult], int] = {}
+    try:
+        while True:
+            for index in admission.admit():
+                running[asyncio.ensure_future(refresher.one(feeds[index]))] = index
+            if not running:
+                break
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                index = running.pop(task)
+                admission.finished(index)
+                results[index] = task.result()
+    finally:
+        for task in running:
+            task.cancel()
+    return [result for result in results if result is not None]
+
+
+class _Admission:
+    """Which feeds' tasks to start, first come first: at most ``room`` running in all (fetching,
+    or preparing and writing what they fetched) and ``per_host`` of any one host's, so feeds
+    of a busy host wait without holding room that others' could use."""
+
+    def __init__(self, hosts: list[str], room: int, per_host: int) -> None:
+        self.hosts = hosts
+        self.room = room
+        self.per_host = per_host
+        self.pending: deque[int] = deque(range(len(hosts)))
+        # Feeds passed over because their host had no slot, by host, in order.
+        self.held: dict[str, deque[int]] = defaultdict(deque)
+        self.on_host: dict[str, int] = defaultdict(int)
+        # Hosts with held feeds and a slot free again.
+        self.freed: deque[str] = deque()
+
+    def admit(self) -> list[int]:
+        """The feeds to start now (each counted as running until ``finished``)."""
+        started: list[int] = []
+        while self.freed and self.room > 0:
+            host = self.freed.popleft()
+            queue = self.held[host]
+            while queue and self.room > 0 and self.on_host[host] < self.per_host:
+                started.append(self._start(queue.popleft()))
+            if not queue:
+                del self.held[host]
+            elif self.on_host[host] < self.per_host:  # out of room: this host comes first next
+                self.freed.appendleft(host)
+        while self.pending and self.room > 0:
+            index = self.pending.popleft()
+            host = self.hosts[index]
+            if self.on_host[host] < self.per_host and host not in self.held:
+                started.append(self._start(index))
+            else:
+                self.held[host].append(index)
+        return started
+
+    def finished(self, index: int) -> None:
+        """A started feed is done: its room and its host's slot are free."""
+        host = self.hosts[index]
+        self.room += 1
+        self.on_host[host] -= 1
+        if host in self.held and host not in self.freed:
+            self.freed.append(host)
+
+    def _start(self, index: int) -> int:
+        self.room -= 1
+        self.on_host[self.hosts[index]] += 1
+        return index
 
 
 async def refresh_batches(

@@ -113,13 +113,21 @@ def html_to_text(markup: str) -> str:
     # Done in libxml2 rather than element by element in Python: drop what is not prose, mark
     # each block's edges with a line break, then read the text in document order.
     etree.strip_elements(root, *SKIPPED_ELEMENTS, with_tail=False)
+    # lxml decodes "&#27;" into ESC when it reads, but refuses to be given one back: the text
+    # is cleaned of controls on the way (they are stripped at the parse edge anyway). Markup
+    # with no control and no character reference has none to clean (named entities decode
+    # to none): most feeds' markup, spared a call per block.
+    clean = "&#" in markup or strip_controls(markup) is not markup
     for block in root.iter(*BLOCK_ELEMENTS):
         # A tail follows the element's end; a void element has only the one break.
-        # lxml decodes "&#27;" into ESC when it reads, but refuses to be given one back: the
-        # text is cleaned of controls on the way (they are stripped at the parse edge anyway).
-        if block.tag not in _VOID_BLOCKS:
-            block.text = "\n" + strip_controls(block.text or "")
-        block.tail = "\n" + strip_controls(block.tail or "")
+        if clean:
+            if block.tag not in _VOID_BLOCKS:
+                block.text = "\n" + strip_controls(block.text or "")
+            block.tail = "\n" + strip_controls(block.tail or "")
+        else:
+            if block.tag not in _VOID_BLOCKS:
+                block.text = "\n" + (block.text or "")
+            block.tail = "\n" + (block.tail or "")
     return tidy_text("".join(root.itertext()))
 
 
