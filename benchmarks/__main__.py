@@ -29,6 +29,7 @@ from benchmarks import (
     parse,
     poll,
     review,
+    search,
     store,
     stories,
     workers,
@@ -58,6 +59,7 @@ BENCHMARKS: dict[str, Callable[[], list[Table]]] = {
     "channels": channels.run,
     "review": review.run,
     "exports": exports.run,
+    "search": search.run,
 }
 
 
@@ -120,6 +122,12 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         metavar="PATH",
         help="poll: cProfile one more cold poll (parsing in-process) into PATH",
     )
+    parser.add_argument(
+        "--articles",
+        type=_sizes,
+        metavar="N[,N...]",
+        help=f"search: archive sizes to load and query (default {search.DEFAULT_ARTICLES:,})",
+    )
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BENCHMARKS]
     if unknown:
@@ -129,6 +137,17 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     if args.feeds is not None and args.feeds < 1:
         parser.error("--feeds must be at least 1")
     return args
+
+
+def _sizes(value: str) -> list[int]:
+    """``--articles 100000,1000000``: one size or several, each at least 1,000."""
+    try:
+        sizes = [int(part.replace("_", "")) for part in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of articles: {value!r}") from None
+    if any(size < 1000 for size in sizes):
+        raise argparse.ArgumentTypeError("--articles takes sizes of at least 1000")
+    return sizes
 
 
 def write_json(path: Path, machine: str, tables: list[Table]) -> None:
@@ -144,6 +163,7 @@ def main(argv: list[str]) -> int:
     benchmarks: dict[str, Callable[[], list[Table]]] = {
         **BENCHMARKS,
         "poll": functools.partial(poll.run, options),
+        "search": functools.partial(search.run, args.articles),
     }
     isolate_environment()
     # Piped output (make bench > file) gets room for the widest table instead of 80 columns.

@@ -43,6 +43,9 @@ def normalise_database_url(url: str) -> URL:
 
 def create_db_engine(url: str, *, echo: bool = False) -> Engine:
     """Create an engine: SQLite in WAL mode with immediate write transactions, or PostgreSQL."""
+    # Every ORM write of an article keeps the search index in step (the listeners are there).
+    import monitor.topics.index  # noqa: F401
+
     parsed = normalise_database_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _create_sqlite_engine(parsed, echo=echo)

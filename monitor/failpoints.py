@@ -11,6 +11,8 @@ that nothing was lost. Unset (always, in normal use), a failpoint costs one dict
 ``before-channel-send``   a channel delivery is committed and claimed, not yet sent
 ``after-channel-send``    the channel (a webhook, an Apprise service) took the delivery; it is
                           not yet marked sent
+``before-write-commit``   a batch of the ingest writer (articles, their index rows, matches)
+                          is written but not committed
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ FAILPOINTS = frozenset(
         "after-smtp",
         "before-channel-send",
         "after-channel-send",
+        "before-write-commit",
     }
 )
 

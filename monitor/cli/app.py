@@ -21,6 +21,7 @@ from monitor.cli.channels import channels_app
 from monitor.cli.common import console, prepare, say, settings_of, show, tell, user_errors
 from monitor.cli.deliveries import deliveries_app
 from monitor.cli.feeds import feeds_app
+from monitor.cli.index import index_app
 from monitor.cli.pages import articles_refetch, articles_show, extract
 from monitor.cli.prune import prune
 from monitor.cli.reports import daily_report
@@ -68,6 +69,7 @@ app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(channels_app, name="channels")
 app.add_typer(users_app, name="users")
+app.add_typer(index_app, name="index")
 
 
 @app.callback()

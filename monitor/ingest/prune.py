@@ -13,6 +13,7 @@ from sqlmodel import Session, SQLModel
 from monitor.db import dialect_insert
 from monitor.ingest.stories import prune_bands, recount_stories
 from monitor.models import Feed, FeedState
+from monitor.topics.index import remove_from_index
 
 log = logging.getLogger(__name__)
 ARTICLES = SQLModel.metadata.tables["article"]
@@ -110,6 +111,7 @@ def _remove(
     for name in _DEPENDENTS + (("story_band",) if with_bands else ()):
         table = SQLModel.metadata.tables[name]
         session.execute(table.delete().where(table.c.article_id.in_(ids)))
+    remove_from_index(session.connection(), ids)
     session.execute(ARTICLES.delete().where(ARTICLES.c.id.in_(ids)))
     story_ids = sorted({story for _id, _key, story, _matched in doomed if story is not None})
     recount_stories(session, story_ids)

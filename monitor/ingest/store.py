@@ -26,6 +26,14 @@ from monitor.ingest.stories import (
 )
 from monitor.models import Article, Match, Topic, UTCDateTime
 from monitor.sources.parse import ParsedEntry
+from monitor.topics.index import (
+    PG_ARTICLES,
+    VECTOR_COLUMN,
+    article_words,
+    index_words,
+    reindex_articles,
+    write_index,
+)
 
 ARTICLES = SQLModel.metadata.tables["article"]
 SIGHTINGS = SQLModel.metadata.tables["sighting"]
@@ -149,7 +157,9 @@ def save_new_articles(
         return []
     lock_stories(session)
     existing = _existing(session, [row["key_hash"] for row in rows])
-    _update_edited(session, rows, existing, feed_id=feed_id, now=now)
+    edited = _update_edited(session, rows, existing, feed_id=feed_id, now=now)
+    # An edit or a richer text changes what matching reads: the index follows, in step.
+    reindex_articles(session.connection(), edited)
     guid_keyed = {key.key_hash for key in keys if key.own_by_guid and key.key_hash == key.own_hash}
     fresh = _without_relabelled(
         session,
@@ -158,13 +168,19 @@ def save_new_articles(
         guid_keyed=guid_keyed,
     )
     new_ids: list[int] = []
+    table = ARTICLES
     if fresh:
         # One statement executed with many parameter sets, on the Core table: SQLAlchemy
         # compiles it once and caches it, where a fresh multi-row VALUES was compiled each call.
+        table = ARTICLES
+        if session.get_bind().dialect.name == "postgresql":
+            # PostgreSQL's index is a column of the row: written by the same INSERT.
+            table = PG_ARTICLES
+            fresh = [{**row, VECTOR_COLUMN: _vector(row)} for row in fresh]
         insert_articles = (
-            dialect_insert(session, ARTICLES)
+            dialect_insert(session, table)
             .on_conflict_do_nothing(index_elements=["key_hash"])
-            .returning(ARTICLES.c.id)
+            .returning(table.c.id)
         )
         new_ids = list(session.execute(insert_articles, fresh).scalars())
     key_hashes = [row["key_hash"] for row in rows]
@@ -173,6 +189,8 @@ def save_new_articles(
     if new_ids:
         found = session.exec(select(Article).where(col(Article.id).in_(new_ids))).all()
         articles = sorted(found, key=lambda article: article.id or 0)
+        if table is ARTICLES:  # SQLite: the FTS5 rows, in the same transaction
+            write_index(session.connection(), [(a.id or 0, article_words(a)) for a in articles])
         if sketches is None:
             boilerplate = repeated_paragraphs(entry.content or entry.summary for entry in entries)
             assign_stories(session, articles, now=now, rules=rules, boilerplate=boilerplate)
@@ -196,6 +214,14 @@ class _Stored:
     feed_id: int
     content_hash: str
     source_hash: str | None
+
+
+def _vector(row: dict[str, Any]) -> str:
+    """The index column of a new article's row (it has no body yet)."""
+    words = index_words(
+        title=row["title"], summary=row["summary"], content=row["content"], author=row["author"]
+    )
+    return words.vector()
 
 
 def _existing(session: Session, key_hashes: list[str]) -> dict[str, _Stored]:
@@ -233,8 +259,9 @@ def _update_edited(
     *,
     feed_id: int,
     now: datetime,
-) -> None:
-    """Write edits of stored articles as ``richness.text_change`` decides; keep the old title."""
+) -> list[int]:
+    """Write edits of stored articles as ``richness.text_change`` decides; keep the old title.
+    Returns the ids of the articles whose text changed."""
     edits = []
     enriched = []
     retitled: dict[int, str] = {}
@@ -302,6 +329,7 @@ def _update_edited(
             )
     if retitled:
         retitle_stories(session, retitled)
+    return [int(row["b_id"]) for batch in (edits, enriched) for row in batch]
 
 
 def _without_relabelled(

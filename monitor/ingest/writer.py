@@ -21,6 +21,8 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from monitor.failpoints import failpoint
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 BATCH_WRITES = 64
@@ -106,6 +108,7 @@ class BatchWriter:
                             outcomes.append(_Outcome(job(session)))
                     except Exception as exc:
                         outcomes.append(_Outcome(error=exc))
+                failpoint("before-write-commit")
             self.transactions += 1
             return outcomes
         except Exception:
@@ -116,6 +119,7 @@ class BatchWriter:
         try:
             with Session(self.engine) as session, session.begin():
                 value = job(session)
+                failpoint("before-write-commit")
             self.transactions += 1
             return _Outcome(value)
         except Exception as exc:

@@ -23,6 +23,7 @@ from monitor.ingest.stories import resketch_article
 from monitor.models import Article, ArticlePage, Match, PageStatus, UTCDateTime
 from monitor.pages.prepare import PreparedPage
 from monitor.pages.queue import PageJob, release_page_lease
+from monitor.topics.index import reindex_articles
 from monitor.topics.matcher import TopicHit
 
 ARTICLES = SQLModel.metadata.tables["article"]
@@ -74,6 +75,8 @@ def store_body(
             (ARTICLES.c.published_at.is_(None), when), else_=ARTICLES.c.published_at
         )
     session.execute(update(ARTICLES).where(ARTICLES.c.id == article_id).values(values))
+    # The body is the text matching reads now: the index follows it in the same transaction.
+    reindex_articles(session.connection(), [article_id])
 
 
 def save_page_matches(

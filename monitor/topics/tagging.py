@@ -8,21 +8,27 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, delete, or_, update
+from sqlalchemy import Integer, and_, column, delete, func, or_, text, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from monitor.db import dialect_insert
 from monitor.ingest.prepare import TopicSet, topic_set
 from monitor.models import Article, Feed, Match, Topic
 from monitor.text import article_text
+from monitor.topics.index import FTS_TABLE, VECTOR_COLUMN
 from monitor.topics.matcher import ArticleView, Matcher, TopicHit, TopicRule
+from monitor.topics.plan import Plan, plan_query
 from monitor.topics.query import Node, parse_query
 
 log = logging.getLogger(__name__)
 # Articles read per query while retagging or backtesting: bounded memory on any archive.
 SCAN_BATCH = 500
+# A retag logs how far it is after every this many candidates.
+RETAG_PROGRESS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,21 +117,26 @@ def save_matches(session: Session, matches: Sequence[ArticleMatch], *, now: date
     return len(session.execute(statement).all())
 
 
+def _window(since: datetime, before: tuple[datetime, int] | None = None) -> list[Any]:
+    """Conditions on articles first seen since ``since`` and older than the ``before`` cursor
+    (a first-seen time and an id: the last article of a previous page)."""
+    seen, article_id = col(Article.first_seen_at), col(Article.id)
+    conditions: list[Any] = [seen >= since]
+    if before is not None:
+        cursor_seen, cursor_id = before
+        conditions.append(
+            or_(seen < cursor_seen, and_(seen == cursor_seen, article_id < cursor_id))
+        )
+    return conditions
+
+
 def _articles_since(
     session: Session, since: datetime, before: tuple[datetime, int] | None = None
 ) -> Iterator[list[tuple[Article, Feed]]]:
-    """Stored articles first seen since ``since`` (and strictly older than ``before``, a
-    ``(first_seen_at, id)`` pair), in id order, in batches."""
-    window = [col(Article.first_seen_at) >= since]
-    if before is not None:
-        at, article_id = before
-        window.append(
-            or_(
-                col(Article.first_seen_at) < at,
-                and_(col(Article.first_seen_at) == at, col(Article.id) < article_id),
-            )
-        )
+    """Stored articles first seen since ``since`` (and before ``before``), oldest first, in
+    batches."""
     last_id = 0
+    window = _window(since, before)
     while True:
         batch = session.exec(
             select(Article, Feed)
@@ -138,6 +149,43 @@ def _articles_since(
             return
         yield list(batch)
         last_id = batch[-1][0].id or 0
+
+
+def _window_size(session: Session, window: list[Any]) -> int:
+    """How many articles the window holds (what a scan would have read)."""
+    return int(session.execute(sa_select(func.count()).select_from(Article).where(*window))
+               .scalar_one())  # fmt: skip
+
+
+def _candidates(
+    session: Session, plan: Plan, window: list[Any], *, newest_first: bool = True
+) -> list[tuple[int, datetime]]:
+    """(id, first seen) of the articles in the window the index says may match, newest first
+    (by first-seen time, then id) or in id order."""
+    if session.get_bind().dialect.name == "postgresql":
+        found: Any = text(f"{VECTOR_COLUMN} @@ CAST(:plan AS tsquery)").bindparams(
+            plan=plan.tsquery()
+        )
+    else:
+        matching = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :plan")
+        found = col(Article.id).in_(
+            matching.bindparams(plan=plan.fts5()).columns(column("rowid", Integer))
+        )
+    seen, article_id = col(Article.first_seen_at), col(Article.id)
+    order = (seen.desc(), article_id.desc()) if newest_first else (article_id,)
+    rows = session.execute(sa_select(article_id, seen).where(found, *window).order_by(*order))
+    return [(int(id_), first_seen) for id_, first_seen in rows]
+
+
+def _load(session: Session, ids: Sequence[int]) -> list[tuple[Article, Feed]]:
+    """The articles with these ids and their feeds, in the order of ``ids``."""
+    rows = session.exec(
+        select(Article, Feed)
+        .join(Feed, col(Feed.id) == Article.feed_id)
+        .where(col(Article.id).in_(list(ids)))
+    ).all()
+    by_id = {article.id: (article, feed) for article, feed in rows}
+    return [by_id[article_id] for article_id in ids if article_id in by_id]
 
 
 def topics_to_retag(session: Session) -> list[Topic]:
@@ -161,7 +209,7 @@ def retag_topic(session: Session, topic: Topic, *, since: datetime, now: datetim
         delete(Match).where(col(Match.topic_id) == topic.id, col(Match.article_id).in_(window))
     )
     matched = 0
-    for batch in _articles_since(session, since):
+    for batch in _retag_batches(session, topic, since):
         matches = [
             ArticleMatch(article.id or 0, hit, text_source(article))
             for article, feed in batch
@@ -175,6 +223,27 @@ def retag_topic(session: Session, topic: Topic, *, since: datetime, now: datetim
     )
     log.info("topic retagged topic=%s version=%d matched=%d", topic.slug, topic.version, matched)
     return matched
+
+
+def _retag_batches(
+    session: Session, topic: Topic, since: datetime
+) -> Iterator[list[tuple[Article, Feed]]]:
+    """The articles to match again: the index's candidates when the query has a plan (with a
+    progress line every RETAG_PROGRESS of them), else every article of the window."""
+    plan = plan_query(topic_rule(topic).query)
+    if plan is None:
+        log.info("topic retag scans topic=%s: its query has no indexed word", topic.slug)
+        yield from _articles_since(session, since)
+        return
+    ids = [
+        article_id
+        for article_id, _ in _candidates(session, plan, _window(since), newest_first=False)
+    ]
+    for start in range(0, len(ids), SCAN_BATCH):
+        yield _load(session, ids[start : start + SCAN_BATCH])
+        done = min(start + SCAN_BATCH, len(ids))
+        if done % RETAG_PROGRESS < SCAN_BATCH or done == len(ids):
+            log.info("topic retag topic=%s candidates=%d of %d", topic.slug, done, len(ids))
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +262,10 @@ class Backtest:
     scanned: int
     per_day: dict[date, int]
     samples: list[Sample]
+    # Whether the search index answered (False: the query has no indexed word, it scanned).
+    planned: bool = False
+    # Articles the index proposed, each verified by the matcher unless the plan was exact.
+    candidates: int = 0
 
     @property
     def total(self) -> int:
@@ -209,11 +282,59 @@ def backtest(
     timezone: str = "UTC",
     before: tuple[datetime, int] | None = None,
 ) -> Backtest:
-    """Run ``query`` over stored articles first seen since ``since``; nothing is saved.
+    """Run ``query`` over stored articles first seen since ``since`` (and older than the
+    ``before`` cursor, a first-seen time and an id); nothing is saved.
 
-    ``before``, a ``(first_seen_at, id)`` pair, keeps only the articles strictly older than it
-    (a page cursor, or the end of a date range): counts and samples are of those alone.
+    The search index proposes candidates (``monitor.topics.plan``) and the matcher verifies
+    each; a query with no indexed word is scanned. Either way the result is the same.
     """
+    plan = plan_query(query)
+    if plan is None:
+        log.info("backtest scans: the query has no indexed word query=%s", query)
+        return _scan_backtest(session, query, since=since, limit=limit, timezone=timezone,
+                              before=before)  # fmt: skip
+    matcher = Matcher([TopicRule(0, "query", 0, query)])
+    zone = ZoneInfo(timezone)
+    window = _window(since, before)
+    candidates = _candidates(session, plan, window)
+    per_day: Counter[date] = Counter()
+    if plan.exact:
+        # The index answered the query itself: count without reading the articles.
+        per_day.update(seen.astimezone(zone).date() for _, seen in candidates)
+    samples: list[Sample] = []
+    for start in range(0, len(candidates), SCAN_BATCH):
+        if plan.exact and len(samples) >= limit:
+            break
+        # Newest first: with an exact plan only the shown articles are read (pages of ``limit``).
+        size = max(limit - len(samples), 1) if plan.exact else SCAN_BATCH
+        page = (
+            candidates[start : start + size]
+            if plan.exact
+            else candidates[start : start + SCAN_BATCH]
+        )
+        for article, feed in _load(session, [article_id for article_id, _ in page]):
+            hits = matcher.match(article_view(article, feed_title=feed.title, feed_url=feed.url))
+            day = article.first_seen_at.astimezone(zone).date()
+            if hits and not plan.exact:
+                per_day[day] += 1
+            elif not hits and plan.exact:
+                per_day[day] -= 1  # never expected: the matcher has the last word
+            if hits and len(samples) < limit:
+                samples.append(Sample(article, feed, hits[0]))
+    counted = {day: count for day, count in sorted(per_day.items()) if count > 0}
+    return Backtest(_window_size(session, window), counted, samples, True, len(candidates))
+
+
+def _scan_backtest(
+    session: Session,
+    query: Node,
+    *,
+    since: datetime,
+    limit: int,
+    timezone: str,
+    before: tuple[datetime, int] | None,
+) -> Backtest:
+    """``backtest`` by reading every article of the window and matching it."""
     matcher = Matcher([TopicRule(0, "query", 0, query)])
     zone = ZoneInfo(timezone)
     per_day: Counter[date] = Counter()
