@@ -680,6 +680,25 @@ def channel_retry_at(
     return now + delay
 
 
+def _release_failed(
+    session: Session, delivery_id: int, worker: str, error: str
+) -> tuple[int, datetime] | None:
+    """Count a failed attempt and give the lease back if ``worker`` still holds it: the
+    delivery's (attempts, created_at), or None when the lease was lost."""
+    row = session.execute(
+        update(Delivery)
+        .where(_held_by(delivery_id, worker))
+        .values(
+            attempts=col(Delivery.attempts) + 1,
+            last_error=error,
+            claimed_by=None,
+            claimed_until=None,
+        )
+        .returning(col(Delivery.attempts), col(Delivery.created_at))
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
 def _mark_channel_retry(
     engine: Engine,
     settings: Settings,
@@ -692,17 +711,7 @@ def _mark_channel_retry(
     """Mark a channel delivery for a retry, or failed once ``channels.give_up_after`` has
     passed since it was planned: "retry", "failed", or "" when the lease was lost."""
     with Session(engine) as session, session.begin():
-        row = session.execute(
-            update(Delivery)
-            .where(_held_by(delivery_id, worker))
-            .values(
-                attempts=col(Delivery.attempts) + 1,
-                last_error=error,
-                claimed_by=None,
-                claimed_until=None,
-            )
-            .returning(col(Delivery.attempts), col(Delivery.created_at))
-        ).first()
+        row = _release_failed(session, delivery_id, worker, error)
         if row is None:
             return ""
         attempts, created_at = row
@@ -779,19 +788,10 @@ def _mark_retry(
     engine: Engine, settings: Settings, delivery_id: int, worker: str, error: str, now: datetime
 ) -> bool:
     with Session(engine) as session, session.begin():
-        attempts = session.execute(
-            update(Delivery)
-            .where(_held_by(delivery_id, worker))
-            .values(
-                attempts=col(Delivery.attempts) + 1,
-                last_error=error,
-                claimed_by=None,
-                claimed_until=None,
-            )
-            .returning(col(Delivery.attempts))
-        ).scalar()
-        if attempts is None:
+        row = _release_failed(session, delivery_id, worker, error)
+        if row is None:
             return False
+        attempts = row[0]
         session.execute(
             update(Delivery)
             .where(col(Delivery.id) == delivery_id)

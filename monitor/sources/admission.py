@@ -36,7 +36,11 @@ def system_addresses(host: str) -> list[str]:
 
 def refused_address(url: str, policy: AddressPolicy, resolve: HostResolver) -> str | None:
     """Why the address guard would refuse ``url``'s host now (None: allowed or unknown yet)."""
-    host = httpx.URL(url).host
+    return refused_host(httpx.URL(url).host, policy, resolve)
+
+
+def refused_host(host: str, policy: AddressPolicy, resolve: HostResolver) -> str | None:
+    """Why the address guard would refuse ``host`` (a name or an IP literal) now, or None."""
     try:
         addresses = [str(ipaddress.ip_address(host.strip("[]")))]
     except ValueError:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import ipaddress
 import logging
 import secrets
 from dataclasses import dataclass
@@ -25,8 +24,8 @@ import httpx
 
 from monitor.errors import UsageError
 from monitor.models import ChannelKind
-from monitor.sources.admission import MAX_URL_BYTES, HostResolver, system_addresses
-from monitor.sources.guard import AddressPolicy, AddressRefusedError
+from monitor.sources.admission import MAX_URL_BYTES, HostResolver, refused_host, system_addresses
+from monitor.sources.guard import AddressPolicy
 
 SECRET_PREFIX = "whsec_"
 # Standard Webhooks: a symmetric secret is 24 to 64 random bytes, base64 after "whsec_".
@@ -131,15 +130,9 @@ def _refuse_host(
 ) -> None:
     if policy is None:
         return
-    try:
-        addresses = [str(ipaddress.ip_address(host.strip("[]")))]
-    except ValueError:
-        addresses = resolve(host)
-    for address in addresses:
-        try:
-            policy.check(host, address)
-        except AddressRefusedError as exc:
-            raise UsageError(f"channel URL refused: {shown}: {exc.reason}") from None
+    reason = refused_host(host, policy, resolve)
+    if reason is not None:
+        raise UsageError(f"channel URL refused: {shown}: {reason}")
 
 
 def instantiate_apprise(url: str) -> Any:
